@@ -1,0 +1,454 @@
+// channel: the S7 wire codec (TPKT / COTP / S7comm / InitSSL) and the read planner.
+//
+// Everything here is sans-I/O: pure functions and small state machines over bytes, used by the
+// runtime's connections and by plcsim alike (one codec for both directions). Decoders never
+// read past their input and report malformed input as a WireError with the byte offset.
+// Wire facts: ../shared/docs/WIRE.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace scada::channel {
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
+
+// ---------------------------------------------------------------------------------------------
+// Errors and results
+
+enum class WireErrorKind {
+  truncated,    // input ends before the structure does
+  bad_value,    // a field holds a value the protocol does not allow
+  bad_length,   // a length field disagrees with the bytes present
+  too_large,    // a configured bound (frame size, fragment count, item count) was exceeded
+};
+
+struct WireError {
+  WireErrorKind kind;
+  std::size_t offset;  // byte offset into the decoder's input where the problem was found
+  std::string reason;  // what was wrong, in words
+  std::string to_string() const;
+};
+
+template <class T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
+  Result(WireError error) : v_(std::move(error)) {}   // NOLINT(google-explicit-constructor)
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  const T& value() const& { return std::get<0>(v_); }
+  T& value() & { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  const T* operator->() const { return &std::get<0>(v_); }
+  const T& operator*() const { return std::get<0>(v_); }
+  const WireError& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, WireError> v_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// TPKT (RFC 1006)
+
+inline constexpr std::size_t kTpktHeaderSize = 4;
+inline constexpr std::size_t kTpktMaxFrame = 65535;
+
+// Wraps a COTP TPDU into one TPKT frame. The caller keeps it within 65531 bytes.
+Bytes tpkt_wrap(ByteView tpdu);
+
+// Reassembles TPKT frames from a TCP byte stream cut at arbitrary points.
+// After an error the stream is unusable (the caller closes the connection).
+class TpktReassembler {
+ public:
+  explicit TpktReassembler(std::size_t max_frame = kTpktMaxFrame);
+  // Appends bytes received from TCP. Returns the first framing error found, if any.
+  std::optional<WireError> feed(ByteView chunk);
+  // Moves the next complete frame's payload (the COTP TPDU, without the TPKT header) into out.
+  bool next(Bytes& out);
+  std::size_t buffered() const { return buffer_.size() - consumed_; }
+
+ private:
+  std::size_t max_frame_;
+  Bytes buffer_;
+  std::size_t consumed_ = 0;   // bytes of buffer_ already handed out
+  std::size_t scanned_ = 0;    // bytes of buffer_ whose headers were validated
+  std::uint64_t stream_offset_ = 0;  // stream position of buffer_[0], for error offsets
+  std::optional<WireError> failed_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// COTP (ISO 8073 class 0)
+
+enum class CotpCode : std::uint8_t { cr = 0xE0, cc = 0xD0, dr = 0x80, dc = 0xC0, dt = 0xF0, er = 0x70 };
+
+// A transport selector: two bytes for classic PLC connections, text such as SIMATIC-ROOT-HMI in
+// s7-secure mode.
+struct Tsap {
+  Bytes bytes;
+  static Tsap from_u16(std::uint16_t v);
+  static Tsap from_text(const std::string& text);
+  // Classic remote TSAP: (type << 8) | (rack << 5) | slot; type 1 PG, 2 OP, 3 basic.
+  static Tsap remote(std::uint8_t type, std::uint8_t rack, std::uint8_t slot);
+  std::optional<std::uint16_t> as_u16() const;
+  std::string to_string() const;  // "0x0102", or the text in quotes when printable
+  bool operator==(const Tsap&) const = default;
+};
+
+struct CotpConnect {                  // CR (request) or CC (confirm)
+  bool confirm = false;
+  std::uint16_t dst_ref = 0;
+  std::uint16_t src_ref = 0;
+  std::uint8_t protocol_class = 0;
+  std::optional<std::uint8_t> tpdu_size_code;  // size = 1 << code; 0x0A = 1024
+  std::optional<Tsap> calling;
+  std::optional<Tsap> called;
+  std::size_t tpdu_size() const { return tpdu_size_code ? std::size_t{1} << *tpdu_size_code : 128; }
+  bool operator==(const CotpConnect&) const = default;
+};
+
+struct CotpData {                     // DT
+  bool eot = true;
+  std::uint8_t number = 0;
+  Bytes payload;
+  bool operator==(const CotpData&) const = default;
+};
+
+struct CotpDisconnect {               // DR (request, with reason) or DC (confirm)
+  bool confirm = false;
+  std::uint16_t dst_ref = 0;
+  std::uint16_t src_ref = 0;
+  std::uint8_t reason = 0;  // DR only
+  bool operator==(const CotpDisconnect&) const = default;
+};
+
+struct CotpReject {                   // ER
+  std::uint16_t dst_ref = 0;
+  std::uint8_t cause = 0;
+  bool operator==(const CotpReject&) const = default;
+};
+
+using CotpTpdu = std::variant<CotpConnect, CotpData, CotpDisconnect, CotpReject>;
+
+Result<CotpTpdu> decode_cotp(ByteView tpdu);
+Bytes encode_cotp(const CotpTpdu& tpdu);
+const char* cotp_name(const CotpTpdu& tpdu);  // "CR", "CC", "DT", "DR", "DC", "ER"
+
+// Joins DT payloads until EOT into one PDU. Empty DTs without EOT ("fast acknowledge") are
+// dropped. Bounds the number of fragments and the size of the joined PDU.
+class CotpReassembler {
+ public:
+  explicit CotpReassembler(std::size_t max_pdu = 65536, std::size_t max_fragments = 64);
+  // Returns the joined PDU when dt completes one, nothing while more are expected.
+  Result<std::optional<Bytes>> add(CotpData dt);
+  bool idle() const { return fragments_ == 0; }
+
+ private:
+  std::size_t max_pdu_;
+  std::size_t max_fragments_;
+  std::size_t fragments_ = 0;
+  Bytes pending_;
+};
+
+// Cuts a PDU into DT TPDUs (each already TPKT-framed) whose TPKT length stays within
+// 4 + tpdu_size, EOT on the last.
+std::vector<Bytes> frame_dt(ByteView pdu, std::size_t tpdu_size);
+
+// ---------------------------------------------------------------------------------------------
+// S7comm (protocol id 0x32)
+
+enum class Rosctr : std::uint8_t { job = 1, ack = 2, ack_data = 3, userdata = 7 };
+const char* rosctr_name(Rosctr r);
+
+enum class Function : std::uint8_t {
+  cpu_services = 0x00,
+  setup_communication = 0xF0,
+  read_var = 0x04,
+  write_var = 0x05,
+  request_download = 0x1A,
+  download_block = 0x1B,
+  download_ended = 0x1C,
+  start_upload = 0x1D,
+  upload = 0x1E,
+  end_upload = 0x1F,
+  plc_control = 0x28,
+  plc_stop = 0x29,
+};
+const char* function_name(std::uint8_t f);
+
+enum class Area : std::uint8_t {
+  peripheral = 0x80, inputs = 0x81, outputs = 0x82, flags = 0x83, data_block = 0x84,
+  instance_db = 0x85, counters = 0x1C, timers = 0x1D,
+};
+const char* area_name(Area a);
+
+// Element transport size of a request item.
+enum class TransportSize : std::uint8_t {
+  bit = 0x01, byte = 0x02, character = 0x03, word = 0x04, integer = 0x05, dword = 0x06,
+  dinteger = 0x07, real = 0x08, counter = 0x1C, timer = 0x1D,
+};
+
+// Transport size of a data item (replies and write data).
+enum class DataSize : std::uint8_t {
+  null = 0x00, bit = 0x03, byte_word_dword = 0x04, integer = 0x05, dinteger = 0x06, real = 0x07,
+  octet_string = 0x09,
+};
+
+enum class ReturnCode : std::uint8_t {
+  reserved = 0x00, hardware_fault = 0x01, access_denied = 0x03, address_out_of_range = 0x05,
+  type_not_supported = 0x06, type_inconsistent = 0x07, object_does_not_exist = 0x0A,
+  success = 0xFF,
+};
+const char* return_code_text(std::uint8_t rc);  // words for any byte value
+
+// Error class/code as one word (0x8104, 0xD209, ...) and in words.
+std::string s7_error_text(std::uint16_t error);
+
+struct Header {
+  Rosctr rosctr = Rosctr::job;
+  std::uint16_t redundancy = 0;
+  std::uint16_t pdu_ref = 0;
+  std::uint16_t param_length = 0;  // filled in by the encoder
+  std::uint16_t data_length = 0;   // filled in by the encoder
+  std::uint8_t error_class = 0;    // Ack and Ack_Data only
+  std::uint8_t error_code = 0;
+  std::uint16_t error() const { return std::uint16_t(error_class << 8 | error_code); }
+  std::size_t size() const { return rosctr == Rosctr::ack || rosctr == Rosctr::ack_data ? 12 : 10; }
+  bool operator==(const Header&) const = default;
+};
+
+struct SetupCommunication {
+  std::uint16_t amq_calling = 1;
+  std::uint16_t amq_called = 1;
+  std::uint16_t pdu_size = 480;
+  bool operator==(const SetupCommunication&) const = default;
+};
+
+// One 12-byte "any pointer" item: what to read or write.
+struct VarItem {
+  TransportSize transport = TransportSize::byte;
+  std::uint16_t count = 1;
+  std::uint16_t db = 0;
+  Area area = Area::data_block;
+  std::uint32_t address = 0;  // byte * 8 + bit; the number itself for timers and counters
+  bool operator==(const VarItem&) const = default;
+};
+
+// One data item: in a Read Var reply (with a return code) or Write Var request (code 0).
+struct DataItem {
+  std::uint8_t return_code = 0xFF;
+  DataSize size = DataSize::byte_word_dword;
+  Bytes data;      // no data for error items
+  bool operator==(const DataItem&) const = default;
+};
+
+struct ReadVarRequest { std::vector<VarItem> items; bool operator==(const ReadVarRequest&) const = default; };
+struct ReadVarResponse { std::vector<DataItem> items; bool operator==(const ReadVarResponse&) const = default; };
+struct WriteVarRequest {
+  std::vector<VarItem> items;
+  std::vector<DataItem> data;  // one per item
+  bool operator==(const WriteVarRequest&) const = default;
+};
+struct WriteVarResponse { std::vector<std::uint8_t> return_codes; bool operator==(const WriteVarResponse&) const = default; };
+
+// Userdata parameter (8 bytes for a first request, 12 for responses and follow-up requests).
+struct UserdataParam {
+  std::uint8_t method = 0x11;      // 0x11 request, 0x12 response / follow-up
+  std::uint8_t type = 4;           // 4 request, 8 response, 0 push
+  std::uint8_t group = 4;          // 4 CPU functions, 7 time functions, ...
+  std::uint8_t subfunction = 1;    // 1 read SZL in group 4
+  std::uint8_t sequence = 0;
+  // Present in the 12-byte form only.
+  bool long_form = false;
+  std::uint8_t data_unit_ref = 0;
+  bool more_follows = false;       // "last data unit" byte: 0x00 last, 0x01 more
+  std::uint16_t error = 0;
+  bool operator==(const UserdataParam&) const = default;
+};
+
+struct UserdataData {
+  std::uint8_t return_code = 0xFF;
+  DataSize size = DataSize::octet_string;
+  Bytes payload;
+  bool operator==(const UserdataData&) const = default;
+};
+
+struct Userdata {
+  UserdataParam param;
+  UserdataData data;
+  bool operator==(const Userdata&) const = default;
+};
+
+// Parameter and data of a function this codec does not model (block up/download, PLC control).
+struct OtherFunction {
+  Bytes param;
+  Bytes data;
+  bool operator==(const OtherFunction&) const = default;
+};
+
+// An Ack, or an Ack_Data that carries no parameter (errors reported in the header only).
+struct NoBody { bool operator==(const NoBody&) const = default; };
+
+using Body = std::variant<NoBody, SetupCommunication, ReadVarRequest, ReadVarResponse,
+                          WriteVarRequest, WriteVarResponse, Userdata, OtherFunction>;
+
+struct Pdu {
+  Header header;
+  Body body;
+  bool operator==(const Pdu&) const = default;
+};
+
+// Decodes one S7comm PDU (starting at the 0x32 byte). Read Var replies are decoded against
+// the item count in their parameter; Write Var data against the request items.
+Result<Pdu> decode_s7(ByteView pdu);
+Bytes encode_s7(const Pdu& pdu);
+
+// The function byte of a PDU's parameter, if it has one.
+std::optional<std::uint8_t> function_of(const Pdu& pdu);
+
+// ---- SZL (system status list) reads over userdata group 4 subfunction 1
+
+struct SzlRequest {
+  std::uint16_t id = 0;
+  std::uint16_t index = 0;
+};
+Pdu szl_request(std::uint16_t pdu_ref, std::uint8_t sequence, SzlRequest req);
+// Asks for the next piece of a long answer (carries the response's sequence and unit ref).
+Pdu szl_continue(std::uint16_t pdu_ref, const UserdataParam& previous_response);
+// The SZL id and index a userdata request or first response names, if it is one.
+std::optional<SzlRequest> szl_id_of(const Pdu& pdu);
+
+struct SzlList {
+  std::uint16_t id = 0;
+  std::uint16_t index = 0;
+  std::uint16_t record_length = 0;
+  std::vector<Bytes> records;
+};
+
+// Joins the pieces of one SZL answer (first response, then continuation responses).
+class SzlAssembler {
+ public:
+  explicit SzlAssembler(std::size_t max_bytes = 65536) : max_bytes_(max_bytes) {}
+  // Adds one userdata response. Returns the list when the last piece arrived.
+  Result<std::optional<SzlList>> add(const Userdata& response);
+
+ private:
+  std::size_t max_bytes_;
+  Bytes joined_;
+  bool started_ = false;
+};
+
+// Server side: cuts an SZL list into userdata response pieces that fit the PDU size.
+std::vector<Pdu> szl_responses(std::uint16_t pdu_ref, std::uint8_t sequence, std::uint8_t unit_ref,
+                               const SzlList& list, std::size_t pdu_size);
+Bytes szl_serialize(const SzlList& list);
+
+struct ModuleIdentification {       // SZL 0x0011
+  std::string order_number;         // index 0x0001
+  std::optional<std::string> firmware;  // index 0x0007, "V2.9.3"
+};
+struct ComponentIdentification {    // SZL 0x001C
+  std::string station_name, plc_name, serial_number, module_type;
+};
+enum class CpuMode { run, stop, unknown };
+
+Result<ModuleIdentification> parse_szl_0011(const SzlList& list);
+Result<ComponentIdentification> parse_szl_001c(const SzlList& list);
+Result<CpuMode> parse_szl_0424(const SzlList& list);
+
+// ---- InitSSL (s7-secure mode; WIRE.md §5). Framed as 72 01 LEN(2) body 72 01 00 00.
+
+struct InitSsl {
+  bool response = false;
+  std::uint16_t function = 0x05B3;  // 0x05B3 InitSSL; 0x05A9 from a PLC without secure comm
+  std::uint8_t return_value = 0;    // response only
+  bool accepted() const { return response && function == 0x05B3 && return_value == 0; }
+};
+Bytes encode_init_ssl_request();
+Bytes encode_init_ssl_response(std::uint16_t function = 0x05B3, std::uint8_t return_value = 0);
+Result<InitSsl> decode_init_ssl(ByteView payload);
+
+// ---- Size formulas of WIRE.md §3 (PDU = negotiated length counted from the 0x32 byte).
+
+inline constexpr std::size_t kReadRequestBase = 12, kItemSpec = 12, kReadReplyBase = 14,
+                             kDataItemHeader = 4;
+std::size_t read_request_size(std::size_t items);
+std::size_t max_read_items(std::size_t pdu);          // (PDU - 12) / 12
+std::size_t max_read_item_bytes(std::size_t pdu);     // PDU - 18
+std::size_t max_write_item_bytes(std::size_t pdu);    // PDU - 28
+
+// ---------------------------------------------------------------------------------------------
+// Read planner (WIRE.md §3–4)
+
+// One value to read: area + DB + byte offset + size. Bits are planned as their byte and cut
+// out afterwards; timers and counters use their number as offset and 2 bytes per element.
+struct ReadTag {
+  Area area = Area::data_block;
+  std::uint16_t db = 0;
+  std::uint32_t offset = 0;     // byte offset; timer/counter number for those areas
+  std::uint32_t size = 1;       // bytes; elements for timers/counters
+  std::optional<std::uint8_t> bit;
+};
+
+struct PlannerLimits {
+  std::size_t pdu = 240;
+  std::size_t max_items = 20;   // per request; up to 255 (then only the PDU limits)
+  std::size_t amq = 1;          // requests the engine may keep in flight
+};
+
+// Where one tag's bytes are inside one item of a reply.
+struct Slice {
+  std::size_t tag = 0;          // index into the planner's input
+  std::uint32_t offset = 0;     // byte offset within the item's data
+  std::uint32_t length = 0;     // bytes
+  std::optional<std::uint8_t> bit;
+};
+
+struct PlannedItem {
+  VarItem item;
+  std::uint32_t bytes = 0;      // data bytes the reply carries for this item
+  std::vector<Slice> slices;
+};
+
+struct PlannedRequest {
+  std::vector<PlannedItem> items;
+  std::size_t request_size = 0;  // bytes, from 0x32
+  std::size_t reply_size = 0;    // bytes, from 0x32, when every item succeeds
+};
+
+struct ReadPlan {
+  std::vector<PlannedRequest> requests;
+  std::size_t items = 0;
+  std::size_t payload_bytes = 0;  // data bytes the PLC sends back
+  std::size_t wasted_bytes = 0;   // of those, bytes read only because of merging
+};
+
+struct PlanError {
+  std::size_t tag;
+  std::string reason;
+};
+
+// Plans the fewest requests it can find for the tags under the limits. Fails only when a tag
+// cannot be read at all under them (a value larger than one item can carry).
+std::variant<ReadPlan, PlanError> plan_reads(std::span<const ReadTag> tags, PlannerLimits limits);
+
+// The bytes of one tag cut from a reply, or the PLC's return code when its item failed.
+struct TagBytes {
+  std::size_t tag = 0;
+  std::uint8_t return_code = 0xFF;
+  Bytes data;                     // for bit tags: one byte, 0 or 1
+};
+
+// Cuts a Read Var reply to one planned request back into tag values.
+Result<std::vector<TagBytes>> cut_reply(const PlannedRequest& request, const ReadVarResponse& reply);
+
+// The request PDU for a planned request.
+Pdu read_request_pdu(std::uint16_t pdu_ref, const PlannedRequest& request);
+
+}  // namespace scada::channel
