@@ -1,0 +1,105 @@
+// tags: tag model, S7 address syntax, acquisition and system tags.
+//
+// The parsers here are pure functions over text; they treat their input as hostile (DESIGN.md
+// §10): they never read past it and report what was wrong, and where, as a ParseError.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "channel/channel.h"
+
+namespace scada::tags {
+
+// What was wrong with a piece of text, and where: position is the 0-based index of the
+// offending character in the text as given (leading spaces included).
+struct ParseError {
+  std::size_t position = 0;
+  std::string reason;             // e.g. "bit number 8 out of range 0..7"
+  std::string to_string() const;  // "bit number 8 out of range 0..7 (at position 4)"
+  bool operator==(const ParseError&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data types and S7 addresses (DESIGN.md §6, WIRE.md §3)
+
+// The S7 data types a tag can have, with the bytes each occupies in the PLC.
+enum class DataType {
+  Bool,     // 1 bit (moves as its byte)
+  Byte,     // 1
+  Char,     // 1
+  Word,     // 2
+  Int,      // 2
+  DWord,    // 4
+  DInt,     // 4
+  Real,     // 4
+  LReal,    // 8
+  String,   // String[n]: n + 2 (max length byte, current length byte, n characters)
+  Timer,    // 2
+  Counter,  // 2
+};
+
+inline constexpr std::uint16_t kMaxStringLength = 254;
+
+// A tag's data type. string_length is the n of String[n] (1..254) and 0 for every other type.
+struct TypeSpec {
+  DataType type = DataType::Bool;
+  std::uint16_t string_length = 0;
+
+  // "Bool", "Byte", "Char", "Word", "Int", "DWord", "DInt", "Real", "LReal", "String[n]",
+  // "Timer", "Counter"; case-insensitive, surrounding spaces ignored.
+  static std::variant<TypeSpec, ParseError> parse(std::string_view text);
+  std::string to_string() const;  // the spelling above
+  std::size_t byte_size() const;  // as listed at DataType; 1 for Bool
+  bool operator==(const TypeSpec&) const = default;
+};
+
+// The largest byte offset: an item's start address is byte·8 + bit in 24 bits.
+inline constexpr std::uint32_t kMaxByteOffset = 2'097'151;
+
+// An S7 address. Address::parse accepts, case-insensitively and with surrounding spaces:
+//   DB1.DBX0.0  DB1.DBB1  DB1.DBW2  DB1.DBD4  DB1.STRING10.20 (String[20] at byte 10)  DB1.LREAL8
+//   M10.2 (or MX10.2)  MB3  MW4  MD8
+//   I0.0 IB1 IW2 ID4, German E0.0 EB1 EW2 ED4 (also IX/EX)
+//   Q0.1 QB1 QW2 QD4, German A0.1 AB1 AW2 AD4 (also QX/AX)
+//   T5 (timer), C3 or German Z3 (counter)
+// Bounds: DB 1..65535, byte offset 0..kMaxByteOffset, bit 0..7, string length 1..254,
+// timer/counter number 0..65535. to_string() prints the canonical English form, and
+// parse(a.to_string()) == a for every address parse returns.
+struct Address {
+  enum class Width { Bit, Byte, Word, DWord, String, LReal, Timer, Counter };
+
+  channel::Area area = channel::Area::flags;  // only the areas above
+  std::uint16_t db = 0;                       // 1..65535 for data blocks, 0 elsewhere
+  Width width = Width::Byte;
+  std::uint32_t offset = 0;         // byte offset; the number for timers and counters
+  std::uint8_t bit = 0;             // 0..7 for Width::Bit, 0 otherwise
+  std::uint16_t string_length = 0;  // n of DBx.STRINGy.n, 0 otherwise
+
+  static std::variant<Address, ParseError> parse(std::string_view text);
+  std::string to_string() const;
+  bool operator==(const Address&) const = default;
+};
+
+// Why a data type cannot live at an address (e.g. a Real at a word address), or nothing when
+// it fits: Bool needs a bit; Byte/Char a byte; Word/Int a word; DWord/DInt/Real a dword;
+// LReal the LREAL form; String[n] the STRING form with the same n; Timer T; Counter C.
+std::optional<std::string> check_fits(const Address& address, const TypeSpec& type);
+
+// The data type a tag gets when only its address is known: bit → Bool, byte → Byte,
+// word → Word, dword → DWord, STRING n → String[n], LREAL → LReal, T → Timer, C → Counter.
+TypeSpec default_type(const Address& address);
+
+// The address as the read planner's input: size in bytes (1 for bits, which carry their bit
+// number), or 1 element for timers and counters.
+channel::ReadTag to_read_tag(const Address& address);
+
+// The Read/Write Var item that reads or writes exactly this address: BIT with byte·8 + bit,
+// BYTE with the value's size as count, TIMER/COUNTER with the number as address.
+channel::VarItem to_var_item(const Address& address);
+
+}  // namespace scada::tags
