@@ -112,8 +112,16 @@ void read_data_items(Reader& r, std::size_t count, bool reply, std::vector<DataI
     }
     d.size = DataSize(size);
     std::size_t bytes = len;
-    if (d.size == DataSize::bit) bytes = (len + 7) / 8;
-    else if (length_in_bits(d.size)) {
+    if (d.size == DataSize::bit) {
+      // BIT items carry exactly one bit (COUNT 1), sent as one byte.
+      if (len != 1) {
+        r.fail_at(size_at + 1, WireErrorKind::bad_value,
+                  "data item " + std::to_string(i + 1) + " is a BIT item of length " +
+                      std::to_string(len) + ", expected 1");
+        return;
+      }
+      bytes = 1;
+    } else if (length_in_bits(d.size)) {
       if (len % 8 != 0) {
         r.fail_at(size_at + 1, WireErrorKind::bad_length,
                   "data item " + std::to_string(i + 1) + " length " + std::to_string(len) +
