@@ -11,7 +11,6 @@ namespace {
 
 constexpr std::uint8_t kGroupCpu = 4;
 constexpr std::uint8_t kSubfunctionReadSzl = 1;
-constexpr std::size_t kSzlHeader = 8;  // id, index, record length, record count
 
 bool is_szl(const Userdata& u) {
   return u.param.group == kGroupCpu && u.param.subfunction == kSubfunctionReadSzl;

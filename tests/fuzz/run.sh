@@ -9,11 +9,16 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_address fuzz_capture)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_address fuzz_capture fuzz_planner)
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DSCADA_FUZZ=ON >/dev/null
-ninja -C build-fuzz "${targets[@]}" >/dev/null
+mkdir -p build-fuzz
+if ! ninja -C build-fuzz "${targets[@]}" >build-fuzz/build.log 2>&1; then
+  cat build-fuzz/build.log >&2
+  echo "fuzz: build failed" >&2
+  exit 1
+fi
 
 mkdir -p build-fuzz/artifacts
 status=0
