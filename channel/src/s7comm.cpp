@@ -362,6 +362,8 @@ std::string s7_error_text(std::uint16_t error) {
     case 0x8703: return "access refused";
     case 0xD209: return "block not found";
     case 0xD401: return "invalid SZL id";
+    case 0xD402: return "information function unavailable";
+    case 0xD404: return "information function not available now";
     case 0xD602: return "wrong password";
     default: return "error " + detail::hex16(error);
   }

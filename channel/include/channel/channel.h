@@ -321,7 +321,9 @@ struct SzlRequest {
 Pdu szl_request(std::uint16_t pdu_ref, std::uint8_t sequence, SzlRequest req);
 // Asks for the next piece of a long answer (carries the response's sequence and unit ref).
 Pdu szl_continue(std::uint16_t pdu_ref, const UserdataParam& previous_response);
-// The SZL id and index a userdata request or first response names, if it is one.
+// The SZL id and index a userdata request or the first piece of a response names. A later
+// piece of a long answer starts with records, not with the id: callers that see a response
+// after one with more_follows set must not ask this (scadactl decode tracks that per stream).
 std::optional<SzlRequest> szl_id_of(const Pdu& pdu);
 
 struct SzlList {

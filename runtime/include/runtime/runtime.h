@@ -27,7 +27,7 @@ struct TcpChunk {
 };
 
 struct CaptureReadResult {
-  std::vector<TcpChunk> chunks;       // in capture order, reassembled per direction
+  std::vector<TcpChunk> chunks;  // in capture order, reassembled per direction
   std::size_t frames = 0;
   std::vector<std::string> warnings;  // frames that could not be parsed, with the reason
 };

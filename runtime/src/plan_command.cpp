@@ -1,0 +1,148 @@
+// scadactl plan: reads a tag file, plans the Read Var requests for one PDU size and prints them.
+#include <algorithm>
+#include <fstream>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/runtime.h"
+#include "tags/tags.h"
+
+namespace scada::runtime {
+namespace {
+
+using channel::Area;
+
+struct TagLine {
+  std::size_t line = 0;
+  tags::Address address;
+};
+
+std::string_view trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
+}
+
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// One line of the tag file, "ADDRESS [TYPE]", without its comment and not blank. Returns the
+// reason when the line is bad.
+std::optional<std::string> parse_line(std::string_view text, tags::Address& address) {
+  const std::size_t lead = text.find_first_not_of(" \t");
+  const std::size_t end = std::min(text.find_first_of(" \t\r", lead), text.size());
+  const std::string_view address_text = text.substr(lead, end - lead);
+  auto parsed = tags::Address::parse(address_text);
+  if (auto* error = std::get_if<tags::ParseError>(&parsed)) {
+    return "bad address '" + std::string(address_text) + "': " + error->reason + " (column " +
+           std::to_string(lead + error->position + 1) + ")";
+  }
+  address = std::get<tags::Address>(parsed);
+  const std::string_view type_text = trim(text.substr(end));
+  if (type_text.empty()) return std::nullopt;
+  auto type = tags::TypeSpec::parse(type_text);
+  if (auto* error = std::get_if<tags::ParseError>(&type)) {
+    return "bad type '" + std::string(type_text) + "': " + error->reason;
+  }
+  return tags::check_fits(address, std::get<tags::TypeSpec>(type));
+}
+
+std::string describe(const channel::PlannedItem& item) {
+  const channel::VarItem& v = item.item;
+  std::string where = channel::area_name(v.area);
+  if (v.area == Area::data_block || v.area == Area::instance_db) where += std::to_string(v.db);
+  const std::string tags = plural(item.slices.size(), "tag", "tags");
+  if (v.area == Area::timers || v.area == Area::counters) {
+    const bool timers = v.area == Area::timers;
+    return where + " " + std::to_string(v.address) + ".." +
+           std::to_string(v.address + v.count - 1) + " (" +
+           plural(v.count, timers ? "timer" : "counter", timers ? "timers" : "counters") + ", " +
+           plural(item.bytes, "byte", "bytes") + ", " + tags + ")";
+  }
+  const std::uint32_t first = v.address / 8;
+  return where + " bytes " + std::to_string(first) + ".." + std::to_string(first + item.bytes - 1) +
+         " (" + plural(item.bytes, "byte", "bytes") + ", " + tags + ")";
+}
+
+// {"requests": N, "items": N, "payload_bytes": N, "wasted_bytes": N}: nlohmann's compact dump
+// has no spaces after ':' and ',', so the members are joined here, each dumped by nlohmann.
+std::string summary_json(const channel::ReadPlan& plan) {
+  nlohmann::ordered_json summary;
+  summary["requests"] = plan.requests.size();
+  summary["items"] = plan.items;
+  summary["payload_bytes"] = plan.payload_bytes;
+  summary["wasted_bytes"] = plan.wasted_bytes;
+  std::string out = "{";
+  for (const auto& [key, value] : summary.items()) {
+    if (out.size() > 1) out += ", ";
+    out += nlohmann::json(key).dump() + ": " + value.dump();
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+int plan_command(const PlanOptions& options, std::ostream& out, std::ostream& err) {
+  std::ifstream file(options.tag_file);
+  if (!file) {
+    err << options.tag_file << ": cannot open the tag file\n";
+    return 2;
+  }
+  std::vector<TagLine> lines;
+  std::string text;
+  for (std::size_t number = 1; std::getline(file, text); ++number) {
+    const std::string_view content = std::string_view(text).substr(0, text.find('#'));
+    if (trim(content).empty()) continue;
+    TagLine line{number, {}};
+    if (auto reason = parse_line(content, line.address)) {
+      err << options.tag_file << ":" << number << ": " << *reason << "\n";
+      return 2;
+    }
+    lines.push_back(line);
+  }
+  if (file.bad()) {
+    err << options.tag_file << ": read error\n";
+    return 2;
+  }
+
+  std::vector<channel::ReadTag> read_tags;
+  for (const TagLine& line : lines) read_tags.push_back(tags::to_read_tag(line.address));
+  auto result = channel::plan_reads(read_tags, {options.pdu, options.max_items, 1});
+  if (auto* error = std::get_if<channel::PlanError>(&result)) {
+    // The planner names tags by index; the operator knows them by line and address.
+    const std::string index = "tag " + std::to_string(error->tag);
+    if (error->tag < lines.size() && error->reason.rfind(index, 0) == 0) {
+      const TagLine& line = lines[error->tag];
+      err << options.tag_file << ":" << line.line << ": " << line.address.to_string()
+          << error->reason.substr(index.size()) << "\n";
+    } else {
+      err << options.tag_file << ": " << error->reason << "\n";
+    }
+    return 2;
+  }
+  const channel::ReadPlan& plan = std::get<channel::ReadPlan>(result);
+
+  for (std::size_t r = 0; r < plan.requests.size(); ++r) {
+    const channel::PlannedRequest& request = plan.requests[r];
+    out << "request " << r + 1 << ": " << plural(request.items.size(), "item", "items")
+        << ", request " << request.request_size << " bytes, reply " << request.reply_size
+        << " bytes\n";
+    for (const channel::PlannedItem& item : request.items) out << "  " << describe(item) << "\n";
+  }
+  if (options.json) {
+    out << summary_json(plan) << "\n";
+  } else {
+    out << "requests " << plan.requests.size() << " items " << plan.items << " payload_bytes "
+        << plan.payload_bytes << " wasted_bytes " << plan.wasted_bytes << "\n";
+  }
+  return 0;
+}
+
+}  // namespace scada::runtime
