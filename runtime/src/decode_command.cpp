@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "channel/channel.h"
+#include "json_line.h"
 #include "runtime/runtime.h"
 
 namespace scada::runtime {
@@ -135,7 +136,7 @@ class Decoder {
       }
     }
     if (json_) {
-      out_ << Line{{"summary", summary_.to_json()}}.dump() << '\n';
+      out_ << json_line(Line{{"summary", summary_.to_json()}}) << '\n';
     } else {
       const Line counts = summary_.to_json();
       out_ << "summary:";
@@ -169,7 +170,7 @@ class Decoder {
   void emit(const Line& line) {
     if (json_) {
       // Text from the wire is hex or printable already; replace, never throw, if one slips by.
-      out_ << line.dump(-1, ' ', false, Line::error_handler_t::replace) << '\n';
+      out_ << json_line(line) << '\n';
     } else {
       print_text(out_, line);
     }

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_line.h"
 #include "runtime/runtime.h"
 #include "tags/tags.h"
 
@@ -71,20 +72,14 @@ std::string describe(const channel::PlannedItem& item) {
          " (" + plural(item.bytes, "byte", "bytes") + ", " + tags + ")";
 }
 
-// {"requests": N, "items": N, "payload_bytes": N, "wasted_bytes": N}: nlohmann's compact dump
-// has no spaces after ':' and ',', so the members are joined here, each dumped by nlohmann.
+// {"requests": N, "items": N, "payload_bytes": N, "wasted_bytes": N}
 std::string summary_json(const channel::ReadPlan& plan) {
   nlohmann::ordered_json summary;
   summary["requests"] = plan.requests.size();
   summary["items"] = plan.items;
   summary["payload_bytes"] = plan.payload_bytes;
   summary["wasted_bytes"] = plan.wasted_bytes;
-  std::string out = "{";
-  for (const auto& [key, value] : summary.items()) {
-    if (out.size() > 1) out += ", ";
-    out += nlohmann::json(key).dump() + ": " + value.dump();
-  }
-  return out + "}";
+  return json_line(summary);
 }
 
 }  // namespace
