@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format git
   libssl-dev openssl
   libboost1.74-dev libboost-filesystem1.74-dev libboost-program-options1.74-dev
   libsqlite3-dev sqlite3 libpugixml-dev nlohmann-json3-dev libspdlog-dev libcli11-dev

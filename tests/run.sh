@@ -14,6 +14,14 @@ fuzz_seconds=${FUZZ_SECONDS:-20}
 passed=0
 failed=0
 
+echo "== format check (clang-format, .clang-format at the root)"
+if git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror; then
+  passed=$((passed + 1))
+else
+  echo "format: run 'git ls-files \"*.cpp\" \"*.h\" | xargs clang-format -i'" >&2
+  failed=$((failed + 1))
+fi
+
 run_build() {
   local name=$1 dir=$2 sanitize=$3
   echo "== $name build ($dir)"

@@ -37,8 +37,8 @@ class Reader {
   }
   std::uint32_t u24(const char* what) {
     if (!need(3, what)) return 0;
-    std::uint32_t v = std::uint32_t(data_[pos_]) << 16 | std::uint32_t(data_[pos_ + 1]) << 8 |
-                      data_[pos_ + 2];
+    std::uint32_t v =
+        std::uint32_t(data_[pos_]) << 16 | std::uint32_t(data_[pos_ + 1]) << 8 | data_[pos_ + 2];
     pos_ += 3;
     return v;
   }
@@ -73,7 +73,9 @@ class Reader {
   std::optional<WireError> error_;
 };
 
-inline void put_u8(Bytes& out, std::uint8_t v) { out.push_back(v); }
+inline void put_u8(Bytes& out, std::uint8_t v) {
+  out.push_back(v);
+}
 inline void put_u16(Bytes& out, std::uint16_t v) {
   out.push_back(std::uint8_t(v >> 8));
   out.push_back(std::uint8_t(v));
@@ -83,7 +85,9 @@ inline void put_u24(Bytes& out, std::uint32_t v) {
   out.push_back(std::uint8_t(v >> 8));
   out.push_back(std::uint8_t(v));
 }
-inline void put_bytes(Bytes& out, ByteView v) { out.insert(out.end(), v.begin(), v.end()); }
+inline void put_bytes(Bytes& out, ByteView v) {
+  out.insert(out.end(), v.begin(), v.end());
+}
 
 inline std::string hex16(std::uint16_t v) {
   static const char* digits = "0123456789ABCDEF";

@@ -71,9 +71,13 @@ void put_param(Bytes& out, std::uint8_t code, ByteView value) {
 
 }  // namespace
 
-Tsap Tsap::from_u16(std::uint16_t v) { return Tsap{Bytes{std::uint8_t(v >> 8), std::uint8_t(v)}}; }
+Tsap Tsap::from_u16(std::uint16_t v) {
+  return Tsap{Bytes{std::uint8_t(v >> 8), std::uint8_t(v)}};
+}
 
-Tsap Tsap::from_text(const std::string& text) { return Tsap{Bytes(text.begin(), text.end())}; }
+Tsap Tsap::from_text(const std::string& text) {
+  return Tsap{Bytes(text.begin(), text.end())};
+}
 
 Tsap Tsap::remote(std::uint8_t type, std::uint8_t rack, std::uint8_t slot) {
   return from_u16(std::uint16_t(type << 8 | (rack & 0x07) << 5 | (slot & 0x1F)));
@@ -113,8 +117,9 @@ Result<CotpTpdu> decode_cotp(ByteView tpdu) {
   auto expect_li = [&](std::size_t min) -> std::optional<WireError> {
     if (li < min) {
       return WireError{WireErrorKind::bad_length, 0,
-                       std::string("COTP ") + detail::hex8(code) + " needs a length indicator of at least " +
-                           std::to_string(min) + ", got " + std::to_string(li)};
+                       std::string("COTP ") + detail::hex8(code) +
+                           " needs a length indicator of at least " + std::to_string(min) +
+                           ", got " + std::to_string(li)};
     }
     return std::nullopt;
   };
@@ -144,8 +149,9 @@ Result<CotpTpdu> decode_cotp(ByteView tpdu) {
     case 0xF0: {
       if (code != 0xF0) break;
       if (li != 2) {
-        return WireError{WireErrorKind::bad_value, 0,
-                         "COTP DT length indicator " + std::to_string(li) + ", expected 2 (class 0)"};
+        return WireError{
+            WireErrorKind::bad_value, 0,
+            "COTP DT length indicator " + std::to_string(li) + ", expected 2 (class 0)"};
       }
       const std::uint8_t nr = r.u8("COTP DT number");
       CotpData d;
@@ -188,8 +194,9 @@ Result<CotpTpdu> decode_cotp(ByteView tpdu) {
     default:
       break;
   }
-  return WireError{WireErrorKind::bad_value, 1,
-                   "COTP TPDU code " + detail::hex8(code) + " is not one of CR, CC, DT, DR, DC, ER"};
+  return WireError{
+      WireErrorKind::bad_value, 1,
+      "COTP TPDU code " + detail::hex8(code) + " is not one of CR, CC, DT, DR, DC, ER"};
 }
 
 Bytes encode_cotp(const CotpTpdu& tpdu) {

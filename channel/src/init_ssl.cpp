@@ -31,7 +31,9 @@ Bytes frame(const Bytes& body) {
 }
 }  // namespace
 
-Bytes encode_init_ssl_request() { return frame(kRequestBody); }
+Bytes encode_init_ssl_request() {
+  return frame(kRequestBody);
+}
 
 Bytes encode_init_ssl_response(std::uint16_t function, std::uint8_t return_value) {
   Bytes body(kResponseBodySize, 0x00);
@@ -57,7 +59,8 @@ Result<InitSsl> decode_init_ssl(ByteView payload) {
   if (std::size_t(len) + 8 != payload.size()) {
     return WireError{WireErrorKind::bad_length, 2,
                      "InitSSL length " + std::to_string(len) + " with " +
-                         std::to_string(payload.size()) + " bytes in the frame (expected length + 8)"};
+                         std::to_string(payload.size()) +
+                         " bytes in the frame (expected length + 8)"};
   }
   Reader body(payload.subspan(4, len), 4);
   InitSsl m;

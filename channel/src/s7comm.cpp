@@ -23,7 +23,13 @@ bool length_in_bits(DataSize s) {
 
 bool known_data_size(std::uint8_t v) {
   switch (v) {
-    case 0x00: case 0x03: case 0x04: case 0x05: case 0x06: case 0x07: case 0x09:
+    case 0x00:
+    case 0x03:
+    case 0x04:
+    case 0x05:
+    case 0x06:
+    case 0x07:
+    case 0x09:
       return true;
     default:
       return false;
@@ -152,7 +158,8 @@ Result<Body> decode_userdata(ByteView param, ByteView data, std::size_t param_at
   if ((len != 4 && len != 8) || std::size_t(len) + 4 != param.size()) {
     return WireError{WireErrorKind::bad_length, param_at + 3,
                      "userdata parameter length " + std::to_string(len) + " with " +
-                         std::to_string(param.size()) + " parameter bytes (expected 4 or 8, plus 4)"};
+                         std::to_string(param.size()) +
+                         " parameter bytes (expected 4 or 8, plus 4)"};
   }
   u.param.method = r.u8("userdata method");
   const std::uint8_t type_group = r.u8("userdata type and group");
@@ -298,74 +305,120 @@ Result<Body> decode_body(const Header& h, ByteView param, ByteView data, std::si
 
 const char* rosctr_name(Rosctr r) {
   switch (r) {
-    case Rosctr::job: return "Job";
-    case Rosctr::ack: return "Ack";
-    case Rosctr::ack_data: return "Ack_Data";
-    case Rosctr::userdata: return "Userdata";
+    case Rosctr::job:
+      return "Job";
+    case Rosctr::ack:
+      return "Ack";
+    case Rosctr::ack_data:
+      return "Ack_Data";
+    case Rosctr::userdata:
+      return "Userdata";
   }
   return "?";
 }
 
 const char* function_name(std::uint8_t f) {
   switch (f) {
-    case 0x00: return "CPU services";
-    case 0xF0: return "Setup communication";
-    case 0x04: return "Read Var";
-    case 0x05: return "Write Var";
-    case 0x1A: return "Request download";
-    case 0x1B: return "Download block";
-    case 0x1C: return "Download ended";
-    case 0x1D: return "Start upload";
-    case 0x1E: return "Upload";
-    case 0x1F: return "End upload";
-    case 0x28: return "PLC control";
-    case 0x29: return "PLC stop";
-    default: return "Unknown function";
+    case 0x00:
+      return "CPU services";
+    case 0xF0:
+      return "Setup communication";
+    case 0x04:
+      return "Read Var";
+    case 0x05:
+      return "Write Var";
+    case 0x1A:
+      return "Request download";
+    case 0x1B:
+      return "Download block";
+    case 0x1C:
+      return "Download ended";
+    case 0x1D:
+      return "Start upload";
+    case 0x1E:
+      return "Upload";
+    case 0x1F:
+      return "End upload";
+    case 0x28:
+      return "PLC control";
+    case 0x29:
+      return "PLC stop";
+    default:
+      return "Unknown function";
   }
 }
 
 const char* area_name(Area a) {
   switch (a) {
-    case Area::peripheral: return "P";
-    case Area::inputs: return "I";
-    case Area::outputs: return "Q";
-    case Area::flags: return "M";
-    case Area::data_block: return "DB";
-    case Area::instance_db: return "DI";
-    case Area::counters: return "C";
-    case Area::timers: return "T";
+    case Area::peripheral:
+      return "P";
+    case Area::inputs:
+      return "I";
+    case Area::outputs:
+      return "Q";
+    case Area::flags:
+      return "M";
+    case Area::data_block:
+      return "DB";
+    case Area::instance_db:
+      return "DI";
+    case Area::counters:
+      return "C";
+    case Area::timers:
+      return "T";
   }
   return "?";
 }
 
 const char* return_code_text(std::uint8_t rc) {
   switch (rc) {
-    case 0x00: return "reserved";
-    case 0x01: return "hardware fault";
-    case 0x03: return "access denied";
-    case 0x05: return "address out of range";
-    case 0x06: return "data type not supported";
-    case 0x07: return "data type inconsistent";
-    case 0x0A: return "object does not exist";
-    case 0xFF: return "success";
-    default: return "unknown return code";
+    case 0x00:
+      return "reserved";
+    case 0x01:
+      return "hardware fault";
+    case 0x03:
+      return "access denied";
+    case 0x05:
+      return "address out of range";
+    case 0x06:
+      return "data type not supported";
+    case 0x07:
+      return "data type inconsistent";
+    case 0x0A:
+      return "object does not exist";
+    case 0xFF:
+      return "success";
+    default:
+      return "unknown return code";
   }
 }
 
 std::string s7_error_text(std::uint16_t error) {
   switch (error) {
-    case 0x0000: return "no error";
-    case 0x8104: return "service unsupported or frame error";
-    case 0x8500: return "wrong PDU size (PDU too large)";
-    case 0x8701: return "addressing error";
-    case 0x8702: return "not supported";
-    case 0x8703: return "access refused";
-    case 0xD209: return "block not found";
-    case 0xD401: return "invalid SZL id";
-    case 0xD402: return "information function unavailable";
-    case 0xD404: return "information function not available now";
-    case 0xD602: return "wrong password";
-    default: return "error " + detail::hex16(error);
+    case 0x0000:
+      return "no error";
+    case 0x8104:
+      return "service unsupported or frame error";
+    case 0x8500:
+      return "wrong PDU size (PDU too large)";
+    case 0x8701:
+      return "addressing error";
+    case 0x8702:
+      return "not supported";
+    case 0x8703:
+      return "access refused";
+    case 0xD209:
+      return "block not found";
+    case 0xD401:
+      return "invalid SZL id";
+    case 0xD402:
+      return "information function unavailable";
+    case 0xD404:
+      return "information function not available now";
+    case 0xD602:
+      return "wrong password";
+    default:
+      return "error " + detail::hex16(error);
   }
 }
 
@@ -454,8 +507,7 @@ Bytes encode_s7(const Pdu& pdu) {
             put_u8(param, u.more_follows ? 1 : 0);
             put_u16(param, u.error);
           }
-          if (b.data.return_code != 0 || b.data.size != DataSize::null ||
-              !b.data.payload.empty()) {
+          if (b.data.return_code != 0 || b.data.size != DataSize::null || !b.data.payload.empty()) {
             put_u8(data, b.data.return_code);
             put_u8(data, std::uint8_t(b.data.size));
             put_u16(data, std::uint16_t(b.data.payload.size()));
@@ -490,7 +542,8 @@ std::optional<std::uint8_t> function_of(const Pdu& pdu) {
   return std::visit(
       [](const auto& b) -> std::optional<std::uint8_t> {
         using T = std::decay_t<decltype(b)>;
-        if constexpr (std::is_same_v<T, SetupCommunication>) return 0xF0;
+        if constexpr (std::is_same_v<T, SetupCommunication>)
+          return 0xF0;
         else if constexpr (std::is_same_v<T, ReadVarRequest> || std::is_same_v<T, ReadVarResponse>)
           return 0x04;
         else if constexpr (std::is_same_v<T, WriteVarRequest> ||

@@ -33,9 +33,9 @@ const Bytes* record_by_index(const SzlList& list, std::uint16_t index) {
 
 std::optional<WireError> expect_list(const SzlList& list, std::uint16_t id, std::size_t min_len) {
   if (list.id != id) {
-    return WireError{WireErrorKind::bad_value, 0,
-                     "SZL list " + detail::hex16(list.id) + " where " + detail::hex16(id) +
-                         " was expected"};
+    return WireError{
+        WireErrorKind::bad_value, 0,
+        "SZL list " + detail::hex16(list.id) + " where " + detail::hex16(id) + " was expected"};
   }
   if (list.record_length < min_len) {
     return WireError{WireErrorKind::bad_length, 4,
@@ -60,8 +60,9 @@ Pdu szl_request(std::uint16_t pdu_ref, std::uint8_t sequence, SzlRequest req) {
 
 Pdu szl_continue(std::uint16_t pdu_ref, const UserdataParam& previous) {
   Userdata u;
-  u.param = UserdataParam{0x12,    4, kGroupCpu, kSubfunctionReadSzl, previous.sequence,
-                          true,    previous.data_unit_ref, false, 0};
+  u.param = UserdataParam{
+      0x12,  4, kGroupCpu, kSubfunctionReadSzl, previous.sequence, true, previous.data_unit_ref,
+      false, 0};
   u.data.return_code = 0x0A;
   u.data.size = DataSize::null;
   return Pdu{Header{Rosctr::userdata, 0, pdu_ref}, std::move(u)};
@@ -85,9 +86,9 @@ Result<std::optional<SzlList>> SzlAssembler::add(const Userdata& response) {
                      "SZL read refused: " + s7_error_text(response.param.error)};
   }
   if (response.data.return_code != 0xFF) {
-    return WireError{WireErrorKind::bad_value, 0,
-                     std::string("SZL read refused: ") +
-                         return_code_text(response.data.return_code)};
+    return WireError{
+        WireErrorKind::bad_value, 0,
+        std::string("SZL read refused: ") + return_code_text(response.data.return_code)};
   }
   if (joined_.size() + response.data.payload.size() > max_bytes_) {
     return WireError{WireErrorKind::too_large, 0,
@@ -118,7 +119,8 @@ Result<std::optional<SzlList>> SzlAssembler::add(const Userdata& response) {
                          std::to_string(r.remaining()) + " present"};
   }
   list.records.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) list.records.push_back(r.bytes(list.record_length, "SZL record"));
+  for (std::size_t i = 0; i < count; ++i)
+    list.records.push_back(r.bytes(list.record_length, "SZL record"));
   return std::optional<SzlList>{std::move(list)};
 }
 
@@ -147,8 +149,8 @@ std::vector<Pdu> szl_responses(std::uint16_t pdu_ref, std::uint8_t sequence, std
   do {
     const std::size_t n = std::min(piece, all.size() - pos);
     Userdata u;
-    u.param = UserdataParam{0x12, 8, kGroupCpu, kSubfunctionReadSzl, sequence, true, unit_ref,
-                            pos + n < all.size(), 0};
+    u.param = UserdataParam{
+        0x12, 8, kGroupCpu, kSubfunctionReadSzl, sequence, true, unit_ref, pos + n < all.size(), 0};
     u.data.return_code = 0xFF;
     u.data.size = DataSize::octet_string;
     u.data.payload.assign(all.begin() + std::ptrdiff_t(pos), all.begin() + std::ptrdiff_t(pos + n));
@@ -196,9 +198,12 @@ Result<CpuMode> parse_szl_0424(const SzlList& list) {
     return WireError{WireErrorKind::bad_length, 6, "SZL 0x0424 has no record"};
   }
   switch (list.records.front()[3]) {
-    case 0x08: return CpuMode::run;
-    case 0x04: return CpuMode::stop;
-    default: return CpuMode::unknown;
+    case 0x08:
+      return CpuMode::run;
+    case 0x04:
+      return CpuMode::stop;
+    default:
+      return CpuMode::unknown;
   }
 }
 

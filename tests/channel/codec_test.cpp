@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "channel/channel.h"
 #include "../support/hex.h"
+#include "channel/channel.h"
 
 namespace ch = scada::channel;
 using scada::test::hex;
@@ -127,7 +127,8 @@ TEST(Cotp, SecureConnectRequestOfWireMd) {
 
 TEST(Cotp, ConnectParametersInAnyOrderUnknownSkipped) {
   // CC with called, an unknown parameter 0xC6 (2 bytes), calling, TPDU size 512.
-  auto c = std::get<ch::CotpConnect>(cotp_ok("15 d0 0001 4411 00 c2020102 c602abcd c1020100 c00109"));
+  auto c =
+      std::get<ch::CotpConnect>(cotp_ok("15 d0 0001 4411 00 c2020102 c602abcd c1020100 c00109"));
   EXPECT_TRUE(c.confirm);
   EXPECT_EQ(c.dst_ref, 0x0001);
   EXPECT_EQ(c.src_ref, 0x4411);
@@ -156,7 +157,9 @@ TEST(Cotp, DataDisconnectAndError) {
   auto dr = std::get<ch::CotpDisconnect>(cotp_ok("06 80 0001 0002 80"));
   EXPECT_FALSE(dr.confirm);
   EXPECT_EQ(dr.reason, 0x80);
-  EXPECT_EQ(to_hex(ch::encode_cotp(dr)), "068000010002" "80");
+  EXPECT_EQ(to_hex(ch::encode_cotp(dr)),
+            "068000010002"
+            "80");
   auto dc = std::get<ch::CotpDisconnect>(cotp_ok("05 c0 0001 0002"));
   EXPECT_TRUE(dc.confirm);
   EXPECT_EQ(to_hex(ch::encode_cotp(dc)), "05c000010002");
@@ -323,16 +326,15 @@ TEST(S7comm, ReadReplyWithFillBytesErrorItemsAndEveryDataSize) {
   };
   ch::Pdu pdu{ch::Header{ch::Rosctr::ack_data, 0, 7}, resp};
   auto bytes = ch::encode_s7(pdu);
-  EXPECT_EQ(to_hex(bytes),
-            to_hex(hex("320300000007 0002 003b 0000 040b"
-                       "ff030001 01 00"
-                       "0a000000"
-                       "ff040018 010203 00"
-                       "05000000"
-                       "ff050010 1234"
-                       "ff070004 3f8ccccd"
-                       "03000000 06000000 07000000 01000000"
-                       "ff090003 090807")));
+  EXPECT_EQ(to_hex(bytes), to_hex(hex("320300000007 0002 003b 0000 040b"
+                                      "ff030001 01 00"
+                                      "0a000000"
+                                      "ff040018 010203 00"
+                                      "05000000"
+                                      "ff050010 1234"
+                                      "ff070004 3f8ccccd"
+                                      "03000000 06000000 07000000 01000000"
+                                      "ff090003 090807")));
   ch::Pdu back = decode_ok(to_hex(bytes));
   EXPECT_EQ(back.header.data_length, 0x3b);
   back.header.param_length = back.header.data_length = 0;
@@ -406,8 +408,7 @@ TEST(Szl, RequestFrame13AndResponseFrame14) {
   ch::Pdu p = decode_ok(req);
   EXPECT_EQ(ch::szl_id_of(p)->id, 0x0132);
   EXPECT_EQ(ch::szl_id_of(p)->index, 0x0004);
-  EXPECT_EQ(to_hex(ch::encode_s7(ch::szl_request(0x0300, 0, {0x0132, 0x0004}))),
-            to_hex(hex(req)));
+  EXPECT_EQ(to_hex(ch::encode_s7(ch::szl_request(0x0300, 0, {0x0132, 0x0004}))), to_hex(hex(req)));
 
   const std::string resp =
       "320700000300000c0034000112081284010100000000ff090030013200040028000100040001000000010002"
@@ -509,8 +510,12 @@ TEST(Szl, ComponentIdentification001CRoundTripsThroughPiecesAtEveryPduSize) {
     std::copy(text.begin(), text.end(), r.begin() + 2);
     return r;
   };
-  list.records = {record(7, "CPU 1516-3 PN/DP"), record(1, "Station A"), record(5, "S C-X4U421302019"),
-                  record(2, "PLC_1"), record(3, ""), record(4, "")};
+  list.records = {record(7, "CPU 1516-3 PN/DP"),
+                  record(1, "Station A"),
+                  record(5, "S C-X4U421302019"),
+                  record(2, "PLC_1"),
+                  record(3, ""),
+                  record(4, "")};
   for (std::size_t pdu : {64u, 100u, 240u, 480u, 960u}) {
     auto pieces = ch::szl_responses(0x0100, 3, 9, list, pdu);
     ch::SzlAssembler a;
@@ -602,8 +607,8 @@ TEST(InitSsl, MalformedFrames) {
 TEST(S7comm, RandomPdusRoundTrip) {
   std::mt19937 rng(20261122);
   auto pick = [&](int n) { return int(rng() % unsigned(n)); };
-  const ch::Area areas[] = {ch::Area::inputs, ch::Area::outputs, ch::Area::flags,
-                            ch::Area::data_block, ch::Area::timers, ch::Area::counters};
+  const ch::Area areas[] = {ch::Area::inputs,     ch::Area::outputs, ch::Area::flags,
+                            ch::Area::data_block, ch::Area::timers,  ch::Area::counters};
   for (int round = 0; round < 500; ++round) {
     ch::Pdu pdu;
     pdu.header.pdu_ref = std::uint16_t(rng());
@@ -613,7 +618,8 @@ TEST(S7comm, RandomPdusRoundTrip) {
         ch::ReadVarRequest r;
         for (int i = 0; i < n; ++i) {
           r.items.push_back({ch::TransportSize::byte, std::uint16_t(1 + pick(200)),
-                             std::uint16_t(pick(100)), areas[pick(6)], std::uint32_t(rng() & 0xFFFFFF)});
+                             std::uint16_t(pick(100)), areas[pick(6)],
+                             std::uint32_t(rng() & 0xFFFFFF)});
         }
         pdu.body = r;
         break;
@@ -625,7 +631,8 @@ TEST(S7comm, RandomPdusRoundTrip) {
           if (pick(4) == 0) {
             r.items.push_back({0x0A, ch::DataSize::null, {}});
           } else {
-            r.items.push_back({0xFF, pick(2) ? ch::DataSize::byte_word_dword : ch::DataSize::octet_string,
+            r.items.push_back({0xFF,
+                               pick(2) ? ch::DataSize::byte_word_dword : ch::DataSize::octet_string,
                                ch::Bytes(std::size_t(1 + pick(9)), std::uint8_t(rng()))});
           }
         }
@@ -638,7 +645,8 @@ TEST(S7comm, RandomPdusRoundTrip) {
           const std::size_t len = std::size_t(1 + pick(7));
           w.items.push_back({ch::TransportSize::byte, std::uint16_t(len), 1, ch::Area::data_block,
                              std::uint32_t(8 * pick(1000))});
-          w.data.push_back({0x00, ch::DataSize::byte_word_dword, ch::Bytes(len, std::uint8_t(rng()))});
+          w.data.push_back(
+              {0x00, ch::DataSize::byte_word_dword, ch::Bytes(len, std::uint8_t(rng()))});
         }
         pdu.body = w;
         break;

@@ -42,7 +42,9 @@ class PcapWriter {
     auto b = [&f](std::initializer_list<int> v) {
       for (int x : v) f.push_back(std::uint8_t(x));
     };
-    auto u16 = [&f](std::uint32_t v) { f.push_back(std::uint8_t(v >> 8)), f.push_back(std::uint8_t(v)); };
+    auto u16 = [&f](std::uint32_t v) {
+      f.push_back(std::uint8_t(v >> 8)), f.push_back(std::uint8_t(v));
+    };
     auto u32 = [&](std::uint32_t v) { u16(v >> 16), u16(v & 0xFFFF); };
     // Ethernet
     b({0x02, 0, 0, 0, 0, from_client ? 1 : 2, 0x02, 0, 0, 0, 0, from_client ? 2 : 1, 0x08, 0x00});
@@ -149,8 +151,9 @@ std::string normalize(const std::string& value) {
 }
 
 std::map<int, std::map<std::string, std::string>> run_tshark(const fs::path& capture) {
-  std::string cmd = "tshark -n -r '" + capture.string() + "' -d tcp.port==" +
-                    std::to_string(kServerPort) + ",tpkt -T fields -E separator=/t -E aggregator=,";
+  std::string cmd = "tshark -n -r '" + capture.string() +
+                    "' -d tcp.port==" + std::to_string(kServerPort) +
+                    ",tpkt -T fields -E separator=/t -E aggregator=,";
   for (const auto& f : kFields) cmd += " -e " + f;
   const fs::path errors = capture.string() + ".stderr";
   cmd += " 2>'" + errors.string() + "'";
@@ -222,7 +225,8 @@ std::map<std::string, std::string> expected_fields(const ch::Pdu& pdu) {
       len.push_back(i.count);
       db.push_back(i.db);
       area.push_back(unsigned(i.area));
-      if (i.area != ch::Area::timers && i.area != ch::Area::counters) byte.push_back(i.address >> 3);
+      if (i.area != ch::Area::timers && i.area != ch::Area::counters)
+        byte.push_back(i.address >> 3);
     }
   };
   // tshark does not read the size byte of a reply's error item (it shows the previous item's
@@ -284,12 +288,15 @@ std::map<std::string, std::string> expected_fields(const ch::Pdu& pdu) {
   return e;
 }
 
-ch::Bytes dt(const ch::Pdu& pdu) { return ch::frame_dt(ch::encode_s7(pdu), 1024).front(); }
+ch::Bytes dt(const ch::Pdu& pdu) {
+  return ch::frame_dt(ch::encode_s7(pdu), 1024).front();
+}
 
 }  // namespace
 
 TEST(TsharkConformance, EveryFrameKindDecodesCleanlyWithTheFieldsWeEncoded) {
-  const fs::path dir = fs::temp_directory_path() / ("scada-conformance-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("scada-conformance-" + std::to_string(getpid()));
   fs::create_directories(dir);
   const fs::path capture = dir / "encoded.pcap";
   PcapWriter w(capture);
@@ -354,7 +361,8 @@ TEST(TsharkConformance, EveryFrameKindDecodesCleanlyWithTheFieldsWeEncoded) {
 
   // A refused job: Ack_Data echoing the function, error class/code in the header; a plain Ack.
   send_pdu(true, {Header{Rosctr::job, 0, 4}, ch::ReadVarRequest{{read.items[0]}}});
-  send_pdu(false, {Header{Rosctr::ack_data, 0, 4, 0, 0, 0x85, 0x00}, ch::OtherFunction{{0x04, 0x01}, {}}});
+  send_pdu(false,
+           {Header{Rosctr::ack_data, 0, 4, 0, 0, 0x85, 0x00}, ch::OtherFunction{{0x04, 0x01}, {}}});
   send_pdu(false, {Header{Rosctr::ack, 0, 5, 0, 0, 0x81, 0x04}, ch::NoBody{}});
 
   // SZL: a request, an answer in three pieces at PDU 240 with two follow-up requests.
@@ -387,10 +395,12 @@ TEST(TsharkConformance, EveryFrameKindDecodesCleanlyWithTheFieldsWeEncoded) {
   }
 
   // A PDU split over two DTs (tshark reassembles it on the second), and a fast acknowledge.
-  ch::Pdu big{Header{Rosctr::ack_data, 0, 8}, ch::ReadVarResponse{{{0xFF, DataSize::byte_word_dword, ch::Bytes(700, 0x5A)}}}};
+  ch::Pdu big{Header{Rosctr::ack_data, 0, 8},
+              ch::ReadVarResponse{{{0xFF, DataSize::byte_word_dword, ch::Bytes(700, 0x5A)}}}};
   auto frames = ch::frame_dt(ch::encode_s7(big), 512);
   ASSERT_EQ(frames.size(), 2u);
-  send_pdu(true, {Header{Rosctr::job, 0, 8}, ch::ReadVarRequest{{{TransportSize::byte, 700, 1, Area::data_block, 0}}}});
+  send_pdu(true, {Header{Rosctr::job, 0, 8},
+                  ch::ReadVarRequest{{{TransportSize::byte, 700, 1, Area::data_block, 0}}}});
   expect[w.segment(false, frames[0])] = {{"cotp.type", "15"}, {"cotp.eot", "0"}};
   auto last = expected_fields(big);
   last["cotp.eot"] = "1";
@@ -399,10 +409,10 @@ TEST(TsharkConformance, EveryFrameKindDecodesCleanlyWithTheFieldsWeEncoded) {
       {"cotp.type", "15"}, {"cotp.eot", "0"}};
 
   // Disconnect request and confirm, and a COTP error TPDU.
-  expect[w.segment(true, ch::tpkt_wrap(ch::encode_cotp(ch::CotpDisconnect{false, 0x4411, 0x0001, 0x80})))] =
-      {{"cotp.type", "8"}};
-  expect[w.segment(false, ch::tpkt_wrap(ch::encode_cotp(ch::CotpDisconnect{true, 0x0001, 0x4411, 0})))] =
-      {{"cotp.type", "12"}};
+  expect[w.segment(true, ch::tpkt_wrap(ch::encode_cotp(ch::CotpDisconnect{
+                             false, 0x4411, 0x0001, 0x80})))] = {{"cotp.type", "8"}};
+  expect[w.segment(false, ch::tpkt_wrap(ch::encode_cotp(ch::CotpDisconnect{
+                              true, 0x0001, 0x4411, 0})))] = {{"cotp.type", "12"}};
   expect[w.segment(false, ch::tpkt_wrap(ch::encode_cotp(ch::CotpReject{0x0001, 0x02})))] = {
       {"cotp.type", "7"}};
   w.close();
@@ -421,7 +431,8 @@ TEST(TsharkConformance, EveryFrameKindDecodesCleanlyWithTheFieldsWeEncoded) {
   for (const auto& [frame, fields] : expect) {
     ASSERT_TRUE(rows.count(frame)) << "tshark printed no frame " << frame;
     for (const auto& [name, value] : fields) {
-      EXPECT_PRED2(matches, rows.at(frame).at(name), value) << "frame " << frame << " field " << name;
+      EXPECT_PRED2(matches, rows.at(frame).at(name), value)
+          << "frame " << frame << " field " << name;
     }
   }
   if (!std::getenv("SCADA_KEEP_CAPTURE")) fs::remove_all(dir);
@@ -429,7 +440,8 @@ TEST(TsharkConformance, EveryFrameKindDecodesCleanlyWithTheFieldsWeEncoded) {
 
 // The s7-secure opening: CR with the SIMATIC-ROOT-HMI TSAP and the InitSSL exchange in DTs.
 TEST(TsharkConformance, SecureModeOpeningIsWellFormedCotp) {
-  const fs::path dir = fs::temp_directory_path() / ("scada-conformance-s-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("scada-conformance-s-" + std::to_string(getpid()));
   fs::create_directories(dir);
   const fs::path capture = dir / "secure.pcap";
   PcapWriter w(capture);

@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!std::holds_alternative<ch::CotpData>(cotp.value())) {
         // Connect/disconnect TPDUs re-encode to something that decodes to the same value.
         auto again = ch::decode_cotp(ch::encode_cotp(cotp.value()));
-        if (!again.ok() || std::string(ch::cotp_name(again.value())) != ch::cotp_name(cotp.value())) {
+        if (!again.ok() ||
+            std::string(ch::cotp_name(again.value())) != ch::cotp_name(cotp.value())) {
           std::abort();
         }
         continue;

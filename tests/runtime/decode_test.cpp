@@ -96,9 +96,10 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(RealCaptureDecode, SummaryLineIsExactlyTheAgreedObject) {
   const auto d = decode(kPcaps + "s7comm_varservice_libnodavedemo.pcap");
-  EXPECT_EQ(d.lines.back(),
-            R"({"summary": {"cotp": 18, "s7comm": 16, "job": 8, "ack": 0, "ack_data": 8, )"
-            R"("userdata": 0, "read_var": 6, "write_var": 8, "other_protocol": 0, "malformed": 0}})");
+  EXPECT_EQ(
+      d.lines.back(),
+      R"({"summary": {"cotp": 18, "s7comm": 16, "job": 8, "ack": 0, "ack_data": 8, )"
+      R"("userdata": 0, "read_var": 6, "write_var": 8, "other_protocol": 0, "malformed": 0}})");
 }
 
 TEST(RealCaptureDecode, LibnodaveLinesCarryTheFields) {

@@ -13,12 +13,18 @@ inline std::vector<std::uint8_t> hex(const std::string& text) {
   int high = -1;
   for (char c : text) {
     int v;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else if (c == ' ' || c == '|' || c == '\n') continue;
-    else throw std::invalid_argument("bad hex character in test vector");
-    if (high < 0) high = v;
+    if (c >= '0' && c <= '9')
+      v = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      v = c - 'A' + 10;
+    else if (c == ' ' || c == '|' || c == '\n')
+      continue;
+    else
+      throw std::invalid_argument("bad hex character in test vector");
+    if (high < 0)
+      high = v;
     else {
       out.push_back(std::uint8_t(high << 4 | v));
       high = -1;

@@ -23,10 +23,10 @@ using ByteView = std::span<const std::uint8_t>;
 // Errors and results
 
 enum class WireErrorKind {
-  truncated,    // input ends before the structure does
-  bad_value,    // a field holds a value the protocol does not allow
-  bad_length,   // a length field disagrees with the bytes present
-  too_large,    // a configured bound (frame size, fragment count, item count) was exceeded
+  truncated,   // input ends before the structure does
+  bad_value,   // a field holds a value the protocol does not allow
+  bad_length,  // a length field disagrees with the bytes present
+  too_large,   // a configured bound (frame size, fragment count, item count) was exceeded
 };
 
 struct WireError {
@@ -39,8 +39,8 @@ struct WireError {
 template <class T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
-  Result(WireError error) : v_(std::move(error)) {}   // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
+  Result(WireError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
   const T& value() const& { return std::get<0>(v_); }
@@ -77,8 +77,8 @@ class TpktReassembler {
  private:
   std::size_t max_frame_;
   Bytes buffer_;
-  std::size_t consumed_ = 0;   // bytes of buffer_ already handed out
-  std::size_t scanned_ = 0;    // bytes of buffer_ whose headers were validated
+  std::size_t consumed_ = 0;         // bytes of buffer_ already handed out
+  std::size_t scanned_ = 0;          // bytes of buffer_ whose headers were validated
   std::uint64_t stream_offset_ = 0;  // stream position of buffer_[0], for error offsets
   std::optional<WireError> failed_;
 };
@@ -86,7 +86,14 @@ class TpktReassembler {
 // ---------------------------------------------------------------------------------------------
 // COTP (ISO 8073 class 0)
 
-enum class CotpCode : std::uint8_t { cr = 0xE0, cc = 0xD0, dr = 0x80, dc = 0xC0, dt = 0xF0, er = 0x70 };
+enum class CotpCode : std::uint8_t {
+  cr = 0xE0,
+  cc = 0xD0,
+  dr = 0x80,
+  dc = 0xC0,
+  dt = 0xF0,
+  er = 0x70
+};
 
 // A transport selector: two bytes for classic PLC connections, text such as SIMATIC-ROOT-HMI in
 // s7-secure mode.
@@ -101,7 +108,7 @@ struct Tsap {
   bool operator==(const Tsap&) const = default;
 };
 
-struct CotpConnect {                  // CR (request) or CC (confirm)
+struct CotpConnect {  // CR (request) or CC (confirm)
   bool confirm = false;
   std::uint16_t dst_ref = 0;
   std::uint16_t src_ref = 0;
@@ -113,14 +120,14 @@ struct CotpConnect {                  // CR (request) or CC (confirm)
   bool operator==(const CotpConnect&) const = default;
 };
 
-struct CotpData {                     // DT
+struct CotpData {  // DT
   bool eot = true;
   std::uint8_t number = 0;
   Bytes payload;
   bool operator==(const CotpData&) const = default;
 };
 
-struct CotpDisconnect {               // DR (request, with reason) or DC (confirm)
+struct CotpDisconnect {  // DR (request, with reason) or DC (confirm)
   bool confirm = false;
   std::uint16_t dst_ref = 0;
   std::uint16_t src_ref = 0;
@@ -128,7 +135,7 @@ struct CotpDisconnect {               // DR (request, with reason) or DC (confir
   bool operator==(const CotpDisconnect&) const = default;
 };
 
-struct CotpReject {                   // ER
+struct CotpReject {  // ER
   std::uint16_t dst_ref = 0;
   std::uint8_t cause = 0;
   bool operator==(const CotpReject&) const = default;
@@ -183,26 +190,50 @@ enum class Function : std::uint8_t {
 const char* function_name(std::uint8_t f);
 
 enum class Area : std::uint8_t {
-  peripheral = 0x80, inputs = 0x81, outputs = 0x82, flags = 0x83, data_block = 0x84,
-  instance_db = 0x85, counters = 0x1C, timers = 0x1D,
+  peripheral = 0x80,
+  inputs = 0x81,
+  outputs = 0x82,
+  flags = 0x83,
+  data_block = 0x84,
+  instance_db = 0x85,
+  counters = 0x1C,
+  timers = 0x1D,
 };
 const char* area_name(Area a);
 
 // Element transport size of a request item.
 enum class TransportSize : std::uint8_t {
-  bit = 0x01, byte = 0x02, character = 0x03, word = 0x04, integer = 0x05, dword = 0x06,
-  dinteger = 0x07, real = 0x08, counter = 0x1C, timer = 0x1D,
+  bit = 0x01,
+  byte = 0x02,
+  character = 0x03,
+  word = 0x04,
+  integer = 0x05,
+  dword = 0x06,
+  dinteger = 0x07,
+  real = 0x08,
+  counter = 0x1C,
+  timer = 0x1D,
 };
 
 // Transport size of a data item (replies and write data).
 enum class DataSize : std::uint8_t {
-  null = 0x00, bit = 0x03, byte_word_dword = 0x04, integer = 0x05, dinteger = 0x06, real = 0x07,
+  null = 0x00,
+  bit = 0x03,
+  byte_word_dword = 0x04,
+  integer = 0x05,
+  dinteger = 0x06,
+  real = 0x07,
   octet_string = 0x09,
 };
 
 enum class ReturnCode : std::uint8_t {
-  reserved = 0x00, hardware_fault = 0x01, access_denied = 0x03, address_out_of_range = 0x05,
-  type_not_supported = 0x06, type_inconsistent = 0x07, object_does_not_exist = 0x0A,
+  reserved = 0x00,
+  hardware_fault = 0x01,
+  access_denied = 0x03,
+  address_out_of_range = 0x05,
+  type_not_supported = 0x06,
+  type_inconsistent = 0x07,
+  object_does_not_exist = 0x0A,
   success = 0xFF,
 };
 const char* return_code_text(std::uint8_t rc);  // words for any byte value
@@ -244,30 +275,39 @@ struct VarItem {
 struct DataItem {
   std::uint8_t return_code = 0xFF;
   DataSize size = DataSize::byte_word_dword;
-  Bytes data;      // no data for error items
+  Bytes data;  // no data for error items
   bool operator==(const DataItem&) const = default;
 };
 
-struct ReadVarRequest { std::vector<VarItem> items; bool operator==(const ReadVarRequest&) const = default; };
-struct ReadVarResponse { std::vector<DataItem> items; bool operator==(const ReadVarResponse&) const = default; };
+struct ReadVarRequest {
+  std::vector<VarItem> items;
+  bool operator==(const ReadVarRequest&) const = default;
+};
+struct ReadVarResponse {
+  std::vector<DataItem> items;
+  bool operator==(const ReadVarResponse&) const = default;
+};
 struct WriteVarRequest {
   std::vector<VarItem> items;
   std::vector<DataItem> data;  // one per item
   bool operator==(const WriteVarRequest&) const = default;
 };
-struct WriteVarResponse { std::vector<std::uint8_t> return_codes; bool operator==(const WriteVarResponse&) const = default; };
+struct WriteVarResponse {
+  std::vector<std::uint8_t> return_codes;
+  bool operator==(const WriteVarResponse&) const = default;
+};
 
 // Userdata parameter (8 bytes for a first request, 12 for responses and follow-up requests).
 struct UserdataParam {
-  std::uint8_t method = 0x11;      // 0x11 request, 0x12 response / follow-up
-  std::uint8_t type = 4;           // 4 request, 8 response, 0 push
-  std::uint8_t group = 4;          // 4 CPU functions, 7 time functions, ...
-  std::uint8_t subfunction = 1;    // 1 read SZL in group 4
+  std::uint8_t method = 0x11;    // 0x11 request, 0x12 response / follow-up
+  std::uint8_t type = 4;         // 4 request, 8 response, 0 push
+  std::uint8_t group = 4;        // 4 CPU functions, 7 time functions, ...
+  std::uint8_t subfunction = 1;  // 1 read SZL in group 4
   std::uint8_t sequence = 0;
   // Present in the 12-byte form only.
   bool long_form = false;
   std::uint8_t data_unit_ref = 0;
-  bool more_follows = false;       // "last data unit" byte: 0x00 last, 0x01 more
+  bool more_follows = false;  // "last data unit" byte: 0x00 last, 0x01 more
   std::uint16_t error = 0;
   bool operator==(const UserdataParam&) const = default;
 };
@@ -293,7 +333,9 @@ struct OtherFunction {
 };
 
 // An Ack, or an Ack_Data that carries no parameter (errors reported in the header only).
-struct NoBody { bool operator==(const NoBody&) const = default; };
+struct NoBody {
+  bool operator==(const NoBody&) const = default;
+};
 
 using Body = std::variant<NoBody, SetupCommunication, ReadVarRequest, ReadVarResponse,
                           WriteVarRequest, WriteVarResponse, Userdata, OtherFunction>;
@@ -351,11 +393,11 @@ std::vector<Pdu> szl_responses(std::uint16_t pdu_ref, std::uint8_t sequence, std
                                const SzlList& list, std::size_t pdu_size);
 Bytes szl_serialize(const SzlList& list);
 
-struct ModuleIdentification {       // SZL 0x0011
-  std::string order_number;         // index 0x0001
+struct ModuleIdentification {           // SZL 0x0011
+  std::string order_number;             // index 0x0001
   std::optional<std::string> firmware;  // index 0x0007, "V2.9.3"
 };
-struct ComponentIdentification {    // SZL 0x001C
+struct ComponentIdentification {  // SZL 0x001C
   std::string station_name, plc_name, serial_number, module_type;
 };
 enum class CpuMode { run, stop, unknown };
@@ -381,9 +423,9 @@ Result<InitSsl> decode_init_ssl(ByteView payload);
 inline constexpr std::size_t kReadRequestBase = 12, kItemSpec = 12, kReadReplyBase = 14,
                              kDataItemHeader = 4;
 std::size_t read_request_size(std::size_t items);
-std::size_t max_read_items(std::size_t pdu);          // (PDU - 12) / 12
-std::size_t max_read_item_bytes(std::size_t pdu);     // PDU - 18
-std::size_t max_write_item_bytes(std::size_t pdu);    // PDU - 28
+std::size_t max_read_items(std::size_t pdu);        // (PDU - 12) / 12
+std::size_t max_read_item_bytes(std::size_t pdu);   // PDU - 18
+std::size_t max_write_item_bytes(std::size_t pdu);  // PDU - 28
 
 // ---------------------------------------------------------------------------------------------
 // Read planner (WIRE.md §3–4)
@@ -393,28 +435,28 @@ std::size_t max_write_item_bytes(std::size_t pdu);    // PDU - 28
 struct ReadTag {
   Area area = Area::data_block;
   std::uint16_t db = 0;
-  std::uint32_t offset = 0;     // byte offset; timer/counter number for those areas
-  std::uint32_t size = 1;       // bytes; elements for timers/counters
+  std::uint32_t offset = 0;  // byte offset; timer/counter number for those areas
+  std::uint32_t size = 1;    // bytes; elements for timers/counters
   std::optional<std::uint8_t> bit;
 };
 
 struct PlannerLimits {
   std::size_t pdu = 240;
-  std::size_t max_items = 20;   // per request; up to 255 (then only the PDU limits)
-  std::size_t amq = 1;          // requests the engine may keep in flight
+  std::size_t max_items = 20;  // per request; up to 255 (then only the PDU limits)
+  std::size_t amq = 1;         // requests the engine may keep in flight
 };
 
 // Where one tag's bytes are inside one item of a reply.
 struct Slice {
-  std::size_t tag = 0;          // index into the planner's input
-  std::uint32_t offset = 0;     // byte offset within the item's data
-  std::uint32_t length = 0;     // bytes
+  std::size_t tag = 0;       // index into the planner's input
+  std::uint32_t offset = 0;  // byte offset within the item's data
+  std::uint32_t length = 0;  // bytes
   std::optional<std::uint8_t> bit;
 };
 
 struct PlannedItem {
   VarItem item;
-  std::uint32_t bytes = 0;      // data bytes the reply carries for this item
+  std::uint32_t bytes = 0;  // data bytes the reply carries for this item
   std::vector<Slice> slices;
 };
 
@@ -444,11 +486,12 @@ std::variant<ReadPlan, PlanError> plan_reads(std::span<const ReadTag> tags, Plan
 struct TagBytes {
   std::size_t tag = 0;
   std::uint8_t return_code = 0xFF;
-  Bytes data;                     // for bit tags: one byte, 0 or 1
+  Bytes data;  // for bit tags: one byte, 0 or 1
 };
 
 // Cuts a Read Var reply to one planned request back into tag values.
-Result<std::vector<TagBytes>> cut_reply(const PlannedRequest& request, const ReadVarResponse& reply);
+Result<std::vector<TagBytes>> cut_reply(const PlannedRequest& request,
+                                        const ReadVarResponse& reply);
 
 // The request PDU for a planned request.
 Pdu read_request_pdu(std::uint16_t pdu_ref, const PlannedRequest& request);
