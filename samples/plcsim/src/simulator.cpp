@@ -307,9 +307,13 @@ void Connection::on_bytes(channel::ByteView bytes) {
   if (tls_ && !tls_inside_dt_) {  // tls mode: TLS from the first byte
     tls_->feed(bytes);
     channel::Bytes plain;
+    const bool was_established = tls_->established();
     const bool ok = tls_->pump(plain);
     flush_tls();
     if (!ok) return fail(tls_->error());
+    if (!was_established && tls_->established()) {
+      plc_.log(peer_ + " TLS established: " + tls_->describe());
+    }
     if (!plain.empty()) on_plaintext(plain);
     if (tls_->peer_closed()) return close(false, "peer sent close_notify");
     return;
