@@ -8,6 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -426,6 +429,73 @@ std::size_t read_request_size(std::size_t items);
 std::size_t max_read_items(std::size_t pdu);        // (PDU - 12) / 12
 std::size_t max_read_item_bytes(std::size_t pdu);   // PDU - 18
 std::size_t max_write_item_bytes(std::size_t pdu);  // PDU - 28
+
+// ---------------------------------------------------------------------------------------------
+// TLS for the tls and s7-secure modes (WIRE.md §5, DESIGN.md §4): the one place that builds SSL
+// contexts, and a TLS endpoint over memory buffers. The endpoint moves ciphertext as bytes, so
+// the same code serves TLS from the first TCP byte (tls) and TLS inside COTP DT payloads
+// (s7-secure), on the client (runtime) and on the server (plcsim) side.
+
+struct TlsSettings {
+  // Own certificate chain (leaf first) and private key, PEM or DER files. A server needs them
+  // unless it uses a PSK; a client presents them when the PLC asks (mutual TLS).
+  std::filesystem::path certificate, key;
+  // Server only: require client certificates issued by this CA (PEM file).
+  std::filesystem::path client_ca;
+  // TLS 1.3 external PSK: identity and key bytes (instead of, or besides, certificates).
+  std::string psk_identity;
+  Bytes psk_key;
+  // TLS 1.3 only unless a connection asks for 1.2 explicitly.
+  bool allow_tls12 = false;
+  // Tests only: append NSS key log lines here so that tshark can decrypt a capture.
+  std::filesystem::path keylog;
+};
+
+// An immutable SSL_CTX. Sessions keep the context they were born with; a new context (renewed
+// certificate, changed trust) applies to new handshakes only.
+class TlsContext;
+using TlsContextPtr = std::shared_ptr<const TlsContext>;
+
+// Throw std::runtime_error naming the file and the reason when a file cannot be used.
+TlsContextPtr make_tls_server_context(const TlsSettings& settings);
+TlsContextPtr make_tls_client_context(const TlsSettings& settings);
+
+// A client's trust decision on the PLC's chain (leaf first, DER), made during the handshake:
+// nothing when trusted, else the reason (the handshake then fails with a bad_certificate alert).
+using TlsVerifier = std::function<std::optional<std::string>(const std::vector<Bytes>& chain)>;
+
+class TlsEngine {
+ public:
+  // A client engine without a verifier rejects every certificate (fail closed); server_name is
+  // sent as SNI when it is a host name.
+  TlsEngine(TlsContextPtr context, bool server, TlsVerifier verifier = {},
+            const std::string& server_name = {});
+  ~TlsEngine();
+  TlsEngine(const TlsEngine&) = delete;
+  TlsEngine& operator=(const TlsEngine&) = delete;
+
+  void feed(ByteView ciphertext);  // bytes received from the peer
+  // Advances the handshake and appends available plaintext; false once the session failed
+  // (error() says why: the verifier's reason, an alert, a protocol error).
+  bool pump(Bytes& plaintext);
+  bool write(ByteView plaintext);  // after the handshake
+  Bytes take_output();             // ciphertext to send (handshake, records, alerts)
+  void shutdown();                 // queues close_notify
+  bool key_update();               // TLS 1.3 KeyUpdate, asking the peer to update too
+
+  bool established() const;
+  bool peer_closed() const;
+  const std::string& error() const;
+  std::string version() const;  // "TLSv1.3"
+  std::string cipher() const;   // "TLS_AES_128_GCM_SHA256"
+  std::string group() const;    // "X25519", "prime256v1"; empty with a PSK-only handshake
+  bool used_psk() const;
+  std::vector<Bytes> peer_chain() const;  // leaf first; empty when the peer sent none
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Read planner (WIRE.md §3–4)

@@ -1,6 +1,7 @@
 // The simulator's I/O: one Boost.Asio event loop thread serving every simulated CPU. Each
 // connection moves bytes between its socket and its ServerSession (the protocol logic, no I/O),
-// through a TlsEngine in the secure modes, and applies the faults that belong to the transport.
+// through a channel::TlsEngine in the secure modes, and applies the faults that belong to the
+// transport.
 #include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without including it
 
 #include <boost/asio.hpp>
@@ -20,7 +21,6 @@
 #include "plcsim/plcsim.h"
 #include "server_session.h"
 #include "tls_context.h"
-#include "tls_engine.h"
 
 namespace scada::plcsim {
 
@@ -45,6 +45,7 @@ namespace {
 // Bounds for what one connection buffers, whatever the peer sends.
 constexpr std::size_t kMaxInnerTpkt = 8192;
 constexpr auto kStallPoll = std::chrono::milliseconds(20);
+constexpr std::size_t kMaxHeldWhileStalled = 1 << 20;
 
 std::string endpoint_text(const tcp::endpoint& e) {
   std::ostringstream s;
@@ -58,7 +59,7 @@ class PlcImpl;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(PlcImpl& plc, tcp::socket socket, SslCtxPtr ctx);
+  Connection(PlcImpl& plc, tcp::socket socket, channel::TlsContextPtr ctx);
   void start();
   void close(bool reset, const std::string& why);
   void send_frame(channel::Bytes frame);  // through the session's framing (and TLS, if any)
@@ -82,13 +83,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket socket_;
   std::string peer_;
   ServerSession session_;
-  std::unique_ptr<TlsEngine> tls_;  // set in tls mode at once, in s7-secure after InitSSL
-  SslCtxPtr ctx_;
+  std::unique_ptr<channel::TlsEngine> tls_;  // set in tls mode at once, in s7-secure after InitSSL
+  channel::TlsContextPtr ctx_;
   bool tls_inside_dt_ = false;      // s7-secure: TLS records travel in COTP DT payloads
   channel::TpktReassembler outer_;  // TPKT frames on the wire (none, s7-secure)
   channel::TpktReassembler inner_{kMaxInnerTpkt};  // TPKT frames inside TLS
   std::array<std::uint8_t, 16384> buffer_{};
   std::deque<channel::Bytes> writes_;
+  channel::Bytes held_;  // bytes received while stalled, answered when the stall ends
   std::deque<Clock::time_point> pending_replies_;  // reply times of delayed jobs, for AmQ
   bool closed_ = false;
   bool close_after_write_ = false;
@@ -229,7 +231,7 @@ class PlcImpl : public Plc {
       socket.close(ec);
       return;
     }
-    SslCtxPtr ctx;
+    channel::TlsContextPtr ctx;
     if (tls_) {
       std::string problem;
       ctx = tls_->current(problem);
@@ -268,14 +270,15 @@ class PlcImpl : public Plc {
 
 // ---- Connection
 
-Connection::Connection(PlcImpl& plc, tcp::socket socket, SslCtxPtr ctx)
+Connection::Connection(PlcImpl& plc, tcp::socket socket, channel::TlsContextPtr ctx)
     : plc_(plc),
       socket_(std::move(socket)),
       session_(plc.state(), plc.config().mode),
       ctx_(std::move(ctx)) {
   boost::system::error_code ec;
   peer_ = endpoint_text(socket_.remote_endpoint(ec));
-  if (plc.config().mode == SecurityMode::tls) tls_ = std::make_unique<TlsEngine>(ctx_);
+  if (plc.config().mode == SecurityMode::tls)
+    tls_ = std::make_unique<channel::TlsEngine>(ctx_, true);
 }
 
 void Connection::start() {
@@ -284,7 +287,15 @@ void Connection::start() {
 
 void Connection::read() {
   if (closed_) return;
-  if (plc_.state().faults().stall) {
+  const bool stalled = plc_.state().faults().stall;
+  if (!stalled && !held_.empty()) {
+    // The stall ended: what arrived meanwhile is answered now, in order.
+    channel::Bytes held = std::move(held_);
+    held_.clear();
+    on_bytes(held);
+    if (closed_) return;
+  }
+  if (stalled) {
     // Stalled: TCP stays open, nothing is read or answered; look again shortly.
     auto timer = std::make_shared<asio::steady_timer>(socket_.get_executor(), kStallPoll);
     timer->async_wait(
@@ -297,7 +308,17 @@ void Connection::read() {
       self->close(false, ec == asio::error::eof ? "peer closed" : "read failed: " + ec.message());
       return;
     }
-    self->on_bytes(channel::ByteView(self->buffer_.data(), n));
+    const channel::ByteView got(self->buffer_.data(), n);
+    if (self->plc_.state().faults().stall) {
+      // A read that was already waiting when the stall began: hold its bytes unanswered
+      // (bounded) until the stall ends.
+      if (self->held_.size() + n > kMaxHeldWhileStalled) {
+        return self->close(false, "peer sent too much while stalled");
+      }
+      self->held_.insert(self->held_.end(), got.begin(), got.end());
+    } else {
+      self->on_bytes(got);
+    }
     self->read();
   });
 }
@@ -312,7 +333,8 @@ void Connection::on_bytes(channel::ByteView bytes) {
     flush_tls();
     if (!ok) return fail(tls_->error());
     if (!was_established && tls_->established()) {
-      plc_.log(peer_ + " TLS established: " + tls_->describe());
+      plc_.log(peer_ + " TLS established: " + tls_->version() + " " + tls_->cipher() +
+               (tls_->used_psk() ? " psk" : " " + tls_->group()));
     }
     if (!plain.empty()) on_plaintext(plain);
     if (tls_->peer_closed()) return close(false, "peer sent close_notify");
@@ -338,7 +360,8 @@ void Connection::on_outer_tpdu(channel::Bytes tpdu) {
   if (!ok) return fail(tls_->error());
   if (!was_established && tls_->established()) {
     session_.tls_established();
-    plc_.log(peer_ + " TLS established: " + tls_->describe());
+    plc_.log(peer_ + " TLS established: " + tls_->version() + " " + tls_->cipher() +
+             (tls_->used_psk() ? " psk" : " " + tls_->group()));
   }
   if (!plain.empty()) on_plaintext(plain);
   if (tls_->peer_closed()) close(false, "peer sent close_notify");
@@ -374,7 +397,7 @@ void Connection::deliver(ServerSession::Output out) {
   if (!out.event.empty()) plc_.log(peer_ + " " + out.event);
   emit(out.frames);
   if (out.start_tls) {
-    tls_ = std::make_unique<TlsEngine>(ctx_);
+    tls_ = std::make_unique<channel::TlsEngine>(ctx_, true);
     tls_inside_dt_ = true;
   }
   if (out.close) {

@@ -1,7 +1,5 @@
 #include "tls_context.h"
 
-#include <openssl/err.h>
-
 #include <cctype>
 #include <fstream>
 #include <stdexcept>
@@ -9,37 +7,6 @@
 namespace scada::plcsim {
 
 namespace {
-
-struct PskKey {
-  std::string identity;
-  channel::Bytes key;
-};
-
-int psk_index() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-  return index;
-}
-
-// TLS 1.3 external PSK: the session the client's identity selects, or none.
-int find_psk_session(SSL* ssl, const unsigned char* identity, std::size_t length,
-                     SSL_SESSION** session) {
-  *session = nullptr;
-  const auto* psk =
-      static_cast<const PskKey*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), psk_index()));
-  if (!psk || std::string(reinterpret_cast<const char*>(identity), length) != psk->identity) {
-    return 1;  // unknown identity: no PSK, the handshake falls back to certificates (or fails)
-  }
-  static const unsigned char kAes128GcmSha256[] = {0x13, 0x01};
-  const SSL_CIPHER* cipher = SSL_CIPHER_find(ssl, kAes128GcmSha256);
-  SSL_SESSION* s = SSL_SESSION_new();
-  if (!s || !cipher || !SSL_SESSION_set1_master_key(s, psk->key.data(), psk->key.size()) ||
-      !SSL_SESSION_set_cipher(s, cipher) || !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION)) {
-    SSL_SESSION_free(s);
-    return 0;
-  }
-  *session = s;
-  return 1;
-}
 
 channel::Bytes read_psk(const std::filesystem::path& file) {
   std::ifstream in(file);
@@ -64,23 +31,6 @@ channel::Bytes read_psk(const std::filesystem::path& file) {
     key.push_back(std::uint8_t(hex(text[i]) << 4 | hex(text[i + 1])));
   }
   return key;
-}
-
-void load_certificate(SSL_CTX* ctx, const std::filesystem::path& file) {
-  // A PEM chain (leaf first), or a single DER certificate.
-  if (SSL_CTX_use_certificate_chain_file(ctx, file.c_str()) == 1) return;
-  ERR_clear_error();
-  if (SSL_CTX_use_certificate_file(ctx, file.c_str(), SSL_FILETYPE_ASN1) == 1) return;
-  throw std::runtime_error(file.string() + ": not a usable certificate (PEM chain or DER): " +
-                           openssl_errors("unreadable"));
-}
-
-void load_key(SSL_CTX* ctx, const std::filesystem::path& file) {
-  if (SSL_CTX_use_PrivateKey_file(ctx, file.c_str(), SSL_FILETYPE_PEM) == 1) return;
-  ERR_clear_error();
-  if (SSL_CTX_use_PrivateKey_file(ctx, file.c_str(), SSL_FILETYPE_ASN1) == 1) return;
-  throw std::runtime_error(
-      file.string() + ": not a usable private key (PEM or DER): " + openssl_errors("unreadable"));
 }
 
 }  // namespace
@@ -114,44 +64,21 @@ std::vector<TlsContextSource::Stamp> TlsContextSource::stamps() const {
   return out;
 }
 
-SslCtxPtr TlsContextSource::build() const {
-  ERR_clear_error();
-  SSL_CTX* raw = SSL_CTX_new(TLS_server_method());
-  if (!raw) throw std::runtime_error(openssl_errors("cannot create an SSL context"));
-  auto psk = std::make_shared<PskKey>();
-  // The PSK lives as long as the context that points at it.
-  SslCtxPtr ctx(raw, [psk](SSL_CTX* c) { SSL_CTX_free(c); });
-  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
-  SSL_CTX_set_options(
-      raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_ciphersuites(raw, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384");
-  SSL_CTX_set_cipher_list(raw, "ECDHE+AESGCM");
-  SSL_CTX_set1_groups_list(raw, "P-256:X25519");
-  if (!settings_.certificate.empty()) {
-    load_certificate(raw, settings_.certificate);
-    load_key(raw, settings_.key);
-    if (SSL_CTX_check_private_key(raw) != 1) {
-      throw std::runtime_error(settings_.key.string() + ": the key does not match " +
-                               settings_.certificate.string());
-    }
-  }
-  if (!settings_.client_ca.empty()) {
-    if (SSL_CTX_load_verify_locations(raw, settings_.client_ca.c_str(), nullptr) != 1) {
-      throw std::runtime_error(settings_.client_ca.string() +
-                               ": not a usable CA file: " + openssl_errors("unreadable"));
-    }
-    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  }
+channel::TlsContextPtr TlsContextSource::build() const {
+  channel::TlsSettings s;
+  s.certificate = settings_.certificate;
+  s.key = settings_.key;
+  s.client_ca = settings_.client_ca;
+  // A PLC may be asked for TLS 1.2 by a client that allows it.
+  s.allow_tls12 = true;
   if (!settings_.psk_identity.empty()) {
-    psk->identity = settings_.psk_identity;
-    psk->key = read_psk(settings_.psk_file);
-    SSL_CTX_set_ex_data(raw, psk_index(), psk.get());
-    SSL_CTX_set_psk_find_session_callback(raw, find_psk_session);
+    s.psk_identity = settings_.psk_identity;
+    s.psk_key = read_psk(settings_.psk_file);
   }
-  return ctx;
+  return channel::make_tls_server_context(s);
 }
 
-SslCtxPtr TlsContextSource::current(std::string& problem) {
+channel::TlsContextPtr TlsContextSource::current(std::string& problem) {
   problem.clear();
   auto now = stamps();
   if (now != built_from_) {

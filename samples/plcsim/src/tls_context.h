@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "channel/channel.h"
 #include "plcsim/plcsim.h"
-#include "tls_engine.h"
 
 namespace scada::plcsim {
 
@@ -19,7 +19,7 @@ class TlsContextSource {
   // The context for a new handshake. When a file changed since the last build, builds a new
   // one; if that fails (a file half written, a key that does not match), keeps the last good
   // context and says why in problem.
-  SslCtxPtr current(std::string& problem);
+  channel::TlsContextPtr current(std::string& problem);
 
  private:
   struct Stamp {
@@ -28,11 +28,11 @@ class TlsContextSource {
     bool operator==(const Stamp&) const = default;
   };
   std::vector<Stamp> stamps() const;
-  SslCtxPtr build() const;
+  channel::TlsContextPtr build() const;
 
   TlsSettings settings_;
   std::vector<Stamp> built_from_;
-  SslCtxPtr ctx_;
+  channel::TlsContextPtr ctx_;
 };
 
 }  // namespace scada::plcsim
