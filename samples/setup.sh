@@ -12,18 +12,25 @@ packages=(
   tshark
 )
 
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/.."
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js runs the third-party S7 client of the interop test (tests/interop); any Node.js
+# already on the PATH will do, else Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
+  bash tests/interop/install.sh
   exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
+  if command -v sudo >/dev/null; then exec sudo "$self" "$@"; fi
   echo "setup: missing packages (${missing[*]}); run this script as root" >&2
   exit 1
 fi
@@ -34,4 +41,5 @@ export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+bash tests/interop/install.sh
 echo "setup: done"
