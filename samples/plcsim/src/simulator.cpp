@@ -70,6 +70,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read();
   void on_bytes(channel::ByteView bytes);
   void on_outer_tpdu(channel::Bytes tpdu);
+  void on_ciphertext(channel::ByteView bytes);
   void on_plaintext(channel::ByteView bytes);
   void on_session_tpdu(channel::Bytes tpdu);
   void deliver(ServerSession::Output out);
@@ -325,21 +326,7 @@ void Connection::read() {
 
 void Connection::on_bytes(channel::ByteView bytes) {
   if (closed_) return;
-  if (tls_ && !tls_inside_dt_) {  // tls mode: TLS from the first byte
-    tls_->feed(bytes);
-    channel::Bytes plain;
-    const bool was_established = tls_->established();
-    const bool ok = tls_->pump(plain);
-    flush_tls();
-    if (!ok) return fail(tls_->error());
-    if (!was_established && tls_->established()) {
-      plc_.log(peer_ + " TLS established: " + tls_->version() + " " + tls_->cipher() +
-               (tls_->used_psk() ? " psk" : " " + tls_->group()));
-    }
-    if (!plain.empty()) on_plaintext(plain);
-    if (tls_->peer_closed()) return close(false, "peer sent close_notify");
-    return;
-  }
+  if (tls_ && !tls_inside_dt_) return on_ciphertext(bytes);  // tls mode: TLS from the first byte
   if (auto e = outer_.feed(bytes)) return fail("bad TPKT from peer: " + e->to_string());
   channel::Bytes tpdu;
   while (!closed_ && outer_.next(tpdu)) on_outer_tpdu(std::move(tpdu));
@@ -352,14 +339,18 @@ void Connection::on_outer_tpdu(channel::Bytes tpdu) {
   if (!cotp) return fail("bad COTP around TLS: " + cotp.error().to_string());
   auto* dt = std::get_if<channel::CotpData>(&cotp.value());
   if (!dt) return fail(std::string("COTP ") + channel::cotp_name(cotp.value()) + " during TLS");
-  tls_->feed(dt->payload);
+  on_ciphertext(dt->payload);
+}
+
+void Connection::on_ciphertext(channel::ByteView bytes) {
+  tls_->feed(bytes);
   channel::Bytes plain;
   const bool was_established = tls_->established();
   const bool ok = tls_->pump(plain);
   flush_tls();
   if (!ok) return fail(tls_->error());
   if (!was_established && tls_->established()) {
-    session_.tls_established();
+    session_.tls_established();  // s7-secure: S7comm now comes from inside TLS
     plc_.log(peer_ + " TLS established: " + tls_->version() + " " + tls_->cipher() +
              (tls_->used_psk() ? " psk" : " " + tls_->group()));
   }
