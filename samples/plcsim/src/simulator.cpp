@@ -539,33 +539,50 @@ void Simulator::serve_control(const std::filesystem::path& socket_path) {
   if (!error.empty()) throw std::runtime_error(error);
 }
 
+// One control client: read a line, answer it, repeat. The pending handler owns the session,
+// so it is freed when the client goes away.
+class ControlSession : public std::enable_shared_from_this<ControlSession> {
+ public:
+  ControlSession(asio::local::stream_protocol::socket socket,
+                 std::function<std::string(const std::string&)> command)
+      : socket_(std::move(socket)), command_(std::move(command)) {}
+
+  void read() {
+    asio::async_read_until(socket_, buffer_, '\n',
+                           [self = shared_from_this()](boost::system::error_code e, std::size_t) {
+                             if (!e) self->answer();
+                           });
+  }
+
+ private:
+  void answer() {
+    std::istream in(&buffer_);
+    std::string line;
+    std::getline(in, line);
+    reply_ = command_(line) + "\n";
+    asio::async_write(socket_, asio::buffer(reply_),
+                      [self = shared_from_this()](boost::system::error_code e, std::size_t) {
+                        if (!e) self->read();
+                      });
+  }
+
+  asio::local::stream_protocol::socket socket_;
+  asio::streambuf buffer_{4096};
+  std::string reply_;
+  std::function<std::string(const std::string&)> command_;
+};
+
 void Simulator::Impl::accept_control() {
-  control->async_accept([this](boost::system::error_code ec,
-                               asio::local::stream_protocol::socket s) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      // One client at a time is plenty for scripts; commands are short.
-      auto sock = std::make_shared<asio::local::stream_protocol::socket>(std::move(s));
-      auto buf = std::make_shared<asio::streambuf>(4096);
-      auto serve = std::make_shared<std::function<void()>>();
-      *serve = [this, sock, buf, serve] {
-        asio::async_read_until(
-            *sock, *buf, '\n', [this, sock, buf, serve](boost::system::error_code e, std::size_t) {
-              if (e) return;
-              std::istream in(buf.get());
-              std::string line;
-              std::getline(in, line);
-              auto reply = std::make_shared<std::string>(command(line) + "\n");
-              asio::async_write(*sock, asio::buffer(*reply),
-                                [reply, serve](boost::system::error_code we, std::size_t) {
-                                  if (!we) (*serve)();
-                                });
-            });
-      };
-      (*serve)();
-    }
-    accept_control();
-  });
+  control->async_accept(
+      [this](boost::system::error_code ec, asio::local::stream_protocol::socket s) {
+        if (ec == asio::error::operation_aborted) return;
+        if (!ec) {
+          std::make_shared<ControlSession>(std::move(s), [this](const std::string& line) {
+            return command(line);
+          })->read();
+        }
+        accept_control();
+      });
 }
 
 std::string Simulator::Impl::command(const std::string& line) {
