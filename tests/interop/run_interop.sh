@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
-# run_interop.sh PLCSIM: interoperability test in security mode none.
+# run_interop.sh PLCSIM                       interoperability test in security mode none
+# run_interop.sh PLCSIM --tls CLIENT          the same capture checks in mode tls
+#
+# With --tls, plcsim serves TLS with a certificate made for this run (openssl req), CLIENT
+# (tls_keylog_client, the project's test client) writes and reads back DB1 items verifying the
+# server against that certificate and writes a TLS key log, and tshark decrypts the capture with
+# the key log before running the same checks on the S7comm inside.
 #
 # nodes7, an S7 client written independently of this project (npm, pinned in
 # package-lock.json), writes and reads back DB, M, I and Q items on plcsim while dumpcap records
@@ -22,15 +28,22 @@ fail() {
   exit 1
 }
 
-(($# == 1)) || { echo "usage: run_interop.sh PATH/TO/plcsim" >&2; exit 2; }
+usage() { echo "usage: run_interop.sh PATH/TO/plcsim [--tls PATH/TO/tls_keylog_client]" >&2; exit 2; }
+(($# == 1 || $# == 3)) || usage
 plcsim=$1
+tls_client=""
+if (($# == 3)); then
+  [[ "$2" == --tls ]] || usage
+  tls_client=$3
+  [[ -x "$tls_client" ]] || fail "TLS client '$tls_client' is not an executable file"
+fi
 [[ -x "$plcsim" ]] || fail "plcsim '$plcsim' is not an executable file"
-for tool in dumpcap tshark timeout flock; do
-  command -v "$tool" >/dev/null 2>&1 || fail "'$tool' not found (Debian: apt-get install tshark coreutils util-linux)"
+for tool in dumpcap tshark timeout flock openssl; do
+  command -v "$tool" >/dev/null 2>&1 || fail "'$tool' not found (Debian: apt-get install tshark coreutils util-linux openssl)"
 done
-"$here/install.sh" || fail "could not install the node client (see above)"
+[[ -n "$tls_client" ]] || "$here/install.sh" || fail "could not install the node client (see above)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/interop_nodes7.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/interop_${tls_client:+tls_}nodes7.XXXXXX")
 capture="$work/capture.pcapng"
 plcsim_pid="" dumpcap_pid="" passed=0
 
@@ -74,7 +87,16 @@ poll() {
 
 # 1. plcsim on a port the kernel picks (listen port 0), so there is no window in which another
 #    process could take a port we probed as free. plcsim logs the port it got.
-"$plcsim" --listen 127.0.0.1:0 --mode none --db 1:256 >"$work/plcsim.log" 2>&1 &
+mode_args=(--mode none)
+if [[ -n "$tls_client" ]]; then
+  # A certificate for this run only (never a committed one), valid for a day.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=plcsim-interop -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/plc.key" -out "$work/plc.pem" >"$work/openssl.log" 2>&1 ||
+    fail "openssl could not make the test certificate: $(cat "$work/openssl.log")"
+  mode_args=(--mode tls --cert "$work/plc.pem" --key "$work/plc.key")
+fi
+"$plcsim" --listen 127.0.0.1:0 "${mode_args[@]}" --db 1:256 >"$work/plcsim.log" 2>&1 &
 plcsim_pid=$!
 plcsim_ready() {
   kill -0 "$plcsim_pid" 2>/dev/null || fail "plcsim exited: $(cat "$work/plcsim.log")"
@@ -134,8 +156,15 @@ echo "run_interop.sh: dumpcap (pid $dumpcap_pid) recording tcp port $port ($prob
 
 # 3. The client, bounded twice: by its own deadline and by timeout(1).
 client_rc=0
-timeout 30 node "$here/nodes7_client.js" 127.0.0.1 "$port" >"$work/client.json" 2>"$work/client.log" ||
-  client_rc=$?
+if [[ -n "$tls_client" ]]; then
+  client_name="TLS test client"
+  timeout 30 "$tls_client" "$port" "$work/plc.pem" "$work/keys.log" >"$work/client.json" \
+    2>"$work/client.log" || client_rc=$?
+else
+  client_name="nodes7"
+  timeout 30 node "$here/nodes7_client.js" 127.0.0.1 "$port" >"$work/client.json" \
+    2>"$work/client.log" || client_rc=$?
+fi
 
 # 4. All of the client's traffic in the file before stopping dumpcap.
 mark 10 || fail "the capture did not catch up with the end probe within 10 s"
@@ -148,20 +177,27 @@ dropped=$(sed -n 's#^Packets received/dropped on interface .*: [0-9]*/\([0-9]*\)
 
 problems=()
 if ((client_rc != 0)); then
-  problems+=("nodes7 client exited $client_rc: $(tail -n 5 "$work/client.log")")
+  problems+=("$client_name exited $client_rc: $(tail -n 5 "$work/client.log")")
 else
-  echo "run_interop.sh: nodes7 wrote and read back: $(cat "$work/client.json")"
+  echo "run_interop.sh: $client_name wrote and read back: $(cat "$work/client.json")"
 fi
 
 # 5. Decode with tshark's S7comm dissector and check every frame.
-tshark -r "$capture" -d "tcp.port==$port,tpkt" -T fields \
+# In mode tls the key log lets tshark decrypt; TPKT is then found inside TLS (WIRE.md §6).
+decode=(-d "tcp.port==$port,tpkt")
+if [[ -n "$tls_client" ]]; then
+  [[ -s "$work/keys.log" ]] || problems+=("the TLS client wrote no key log")
+  decode=(-o "tls.keylog_file:$work/keys.log" -d "tcp.port==$port,tls" -d "tls.port==$port,tpkt")
+fi
+tshark -r "$capture" "${decode[@]}" -T fields \
   -e frame.number -e s7comm.header.rosctr -e s7comm.param.func -e s7comm.data.returncode \
   -e _ws.malformed -e _ws.expert.severity -e cotp.type -e s7comm.header.errcls \
   -e s7comm.header.errcod >"$work/fields.tsv" 2>"$work/tshark.log" ||
   fail "tshark could not read the capture: $(cat "$work/tshark.log")"
 
 # One line per frame, tab-separated, repeated fields joined by ",". A client sends only Jobs
-# (ROSCTR 1) and a server only Ack_Data (3); a TCP segment may carry several PDUs of one side.
+# (ROSCTR 1) and a server only Ack_Data (3), besides userdata (7) for SZL reads; a TCP segment
+# may carry several PDUs of one side.
 # Jobs' data items carry a reserved 0x00 in the return code position, so only replies' codes
 # count.
 summary=$(awk -F'\t' '
@@ -190,6 +226,7 @@ summary=$(awk -F'\t' '
     for (i = 1; i <= n; i++) {
       if (rosctr[i] == 1) job[func[i]]++
       else if (rosctr[i] == 3) ack[func[i]]++
+      else if (rosctr[i] == 7) userdata++  # SZL reads (the TLS client reads one)
       else other = other " " $1
       if (rosctr[i] != rosctr[1]) mixed = mixed " " $1
     }
@@ -208,6 +245,7 @@ summary=$(awk -F'\t' '
     print "ack_setup=" ack["0xf0"] + 0; print "ack_write=" ack["0x05"] + 0; print "ack_read=" ack["0x04"] + 0
     print "write_items=" replied_items["0x05"] + 0; print "read_items=" replied_items["0x04"] + 0
     print "good=" good + 0; print "notes=" notes + 0; print "chats=" chats + 0
+    print "userdata=" userdata + 0
     print "bad_returncodes=" bad; print "malformed=" malformed; print "expert_errors=" errors
     print "expert_warnings=" warnings; print "header_errors=" header_errors
     print "other_rosctr=" other mixed
@@ -218,7 +256,8 @@ while IFS='=' read -r key value; do got[$key]=$value; done <<<"$summary"
 echo "run_interop.sh: tshark: ${got[frames]} frames; COTP CR ${got[cr]}, CC ${got[cc]};" \
   "jobs: setup ${got[job_setup]}, write var ${got[job_write]}, read var ${got[job_read]};" \
   "ack_data: setup ${got[ack_setup]}, write var ${got[ack_write]} (${got[write_items]} items)," \
-  "read var ${got[ack_read]} (${got[read_items]} items); return codes 0xff: ${got[good]};" \
+  "read var ${got[ack_read]} (${got[read_items]} items); userdata ${got[userdata]};" \
+  "return codes 0xff: ${got[good]};" \
   "expert: ${got[notes]} notes, ${got[chats]} chats"
 
 ((got[cr] >= 1 && got[cc] >= 1)) || problems+=("no COTP connection request/confirm in the capture")
@@ -239,7 +278,7 @@ echo "run_interop.sh: tshark: ${got[frames]} frames; COTP CR ${got[cr]}, CC ${go
 
 if ((${#problems[@]} > 0)); then
   printf 'run_interop.sh: FAIL: %s\n' "${problems[@]}" >&2
-  tshark -r "$capture" -d "tcp.port==$port,tpkt" >"$work/decoded.txt" 2>/dev/null || true
+  tshark -r "$capture" "${decode[@]}" >"$work/decoded.txt" 2>/dev/null || true
   exit 1
 fi
 passed=1
