@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "openssl.h"
+#include "store_files.h"
 
 namespace scada::certstore {
 
@@ -20,24 +20,6 @@ namespace {
 
 constexpr std::string_view kPemBegin = "-----BEGIN ";
 constexpr std::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
-
-std::string system_error_text(int error) {
-  return std::generic_category().message(error);
-}
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string_view as_text(ByteView bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
