@@ -26,7 +26,7 @@ constexpr std::size_t kMaxFragments = 64;
 constexpr std::uint16_t kMinPdu = 64;
 constexpr std::uint16_t kWrongRefMask = 0x5A5A;
 
-constexpr std::uint16_t kErrFunction = 0x8104;     // service not implemented / frame error
+constexpr std::uint16_t kErrFunction = 0x8104;  // service unsupported / frame error (WIRE.md §3)
 constexpr std::uint16_t kErrPduTooLarge = 0x8500;  // wrong frame (PDU too large)
 constexpr std::uint16_t kErrSzlId = 0xD401;        // invalid SZL id
 constexpr std::uint16_t kErrSzlNotNow = 0xD404;    // information not available now
