@@ -4,7 +4,6 @@
 #include <csignal>
 #include <iostream>
 #include <mutex>
-#include <regex>
 #include <thread>
 
 #include "plcsim/plcsim.h"
@@ -94,15 +93,25 @@ int main(int argc, char** argv) {
 
   std::map<std::uint16_t, std::size_t> blocks;
   for (const auto& d : dbs) {
-    static const std::regex form(R"((\d{1,5}):(\d{1,7}))");
-    std::smatch m;
-    if (!std::regex_match(d, m, form) || std::stoul(m[1]) < 1 || std::stoul(m[1]) > 65535 ||
-        std::stoul(m[2]) < 1 || std::stoul(m[2]) > 65536) {
+    // NUMBER:SIZE, both plain decimal.
+    const auto number = [](const std::string& text, unsigned long max) -> unsigned long {
+      if (text.empty() || text.size() > 7 ||
+          text.find_first_not_of("0123456789") != std::string::npos)
+        return 0;
+      const unsigned long v = std::stoul(text);
+      return v <= max ? v : 0;
+    };
+    const auto colon_at = d.find(':');
+    const unsigned long db =
+        colon_at == std::string::npos ? 0 : number(d.substr(0, colon_at), 65535);
+    const unsigned long size =
+        colon_at == std::string::npos ? 0 : number(d.substr(colon_at + 1), 65536);
+    if (db == 0 || size == 0) {
       std::cerr << "plcsim: --db takes NUMBER:SIZE with NUMBER 1..65535 and SIZE 1..65536, got '"
                 << d << "'\n";
       return 2;
     }
-    blocks[std::uint16_t(std::stoul(m[1]))] = std::stoul(m[2]);
+    blocks[std::uint16_t(db)] = size;
   }
   if (blocks.empty()) blocks = {{1, 1024}};
 
