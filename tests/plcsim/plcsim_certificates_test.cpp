@@ -14,6 +14,7 @@
 
 #include "../support/s7_test_client.h"
 #include "plcsim/plcsim.h"
+#include "test_modes.h"
 #include "test_tls_files.h"
 
 namespace ch = scada::channel;
@@ -22,6 +23,7 @@ namespace ps = scada::plcsim;
 using scada::test::ClientError;
 using scada::test::ClientMode;
 using scada::test::ClientOptions;
+using scada::test::mode_label;
 using scada::test::S7TestClient;
 using scada::test::ServerTlsFiles;
 using scada::test::TempDir;
@@ -34,11 +36,6 @@ constexpr std::size_t kPollers = 4;
 constexpr std::uint64_t kMaxPolls = 1'000'000;  // a bound; the test stops them much earlier
 
 const ch::VarItem kDbByte{ch::TransportSize::byte, 1, 1, ch::Area::data_block, 0};
-
-std::string mode_label(const testing::TestParamInfo<ClientMode>& info) {
-  return info.param == ClientMode::s7_secure ? "s7_secure"
-                                             : scada::test::client_mode_name(info.param);
-}
 
 // Connections that read in their own threads until stopped (or a bound is reached), counting
 // reads and keeping the first failure. Stops and joins on destruction, so a failed assertion

@@ -21,6 +21,7 @@
 
 #include "../support/s7_test_client.h"
 #include "plcsim/plcsim.h"
+#include "test_modes.h"
 #include "test_tls_files.h"
 
 namespace ch = scada::channel;
@@ -32,7 +33,9 @@ using scada::test::ClientError;
 using scada::test::ClientFailure;
 using scada::test::ClientMode;
 using scada::test::ClientOptions;
+using scada::test::mode_label;
 using scada::test::S7TestClient;
+using scada::test::server_mode;
 using scada::test::ServerTlsFiles;
 using scada::test::TempDir;
 using namespace std::chrono_literals;
@@ -41,23 +44,6 @@ namespace {
 
 constexpr std::uint8_t kOk = 0xFF;
 constexpr auto kProcessPeriod = 10ms;
-
-ps::SecurityMode server_mode(ClientMode mode) {
-  switch (mode) {
-    case ClientMode::none:
-      return ps::SecurityMode::none;
-    case ClientMode::tls:
-      return ps::SecurityMode::tls;
-    case ClientMode::s7_secure:
-      return ps::SecurityMode::s7_secure;
-  }
-  return ps::SecurityMode::none;
-}
-
-std::string mode_label(const testing::TestParamInfo<ClientMode>& info) {
-  return info.param == ClientMode::s7_secure ? "s7_secure"
-                                             : scada::test::client_mode_name(info.param);
-}
 
 ch::VarItem db_byte(std::uint16_t db, std::uint32_t offset, std::uint16_t count = 1) {
   return ch::VarItem{TransportSize::byte, count, db, Area::data_block, offset * 8};

@@ -17,6 +17,7 @@
 #include "../support/hex.h"
 #include "../support/s7_test_client.h"
 #include "plcsim/plcsim.h"
+#include "test_modes.h"
 #include "test_tls_files.h"
 
 namespace ch = scada::channel;
@@ -29,30 +30,15 @@ using scada::test::ClientError;
 using scada::test::ClientFailure;
 using scada::test::ClientMode;
 using scada::test::ClientOptions;
+using scada::test::mode_label;
 using scada::test::S7TestClient;
+using scada::test::server_mode;
 using scada::test::ServerTlsFiles;
 using scada::test::TempDir;
 
 namespace {
 
 constexpr std::uint8_t kOk = 0xFF, kOutOfRange = 0x05, kInconsistent = 0x07, kNoObject = 0x0A;
-
-ps::SecurityMode server_mode(ClientMode mode) {
-  switch (mode) {
-    case ClientMode::none:
-      return ps::SecurityMode::none;
-    case ClientMode::tls:
-      return ps::SecurityMode::tls;
-    case ClientMode::s7_secure:
-      return ps::SecurityMode::s7_secure;
-  }
-  return ps::SecurityMode::none;
-}
-
-std::string mode_label(const testing::TestParamInfo<ClientMode>& info) {
-  return info.param == ClientMode::s7_secure ? "s7_secure"
-                                             : scada::test::client_mode_name(info.param);
-}
 
 ch::VarItem item(TransportSize transport, std::uint16_t count, Area area, std::uint16_t db,
                  std::uint32_t address) {
