@@ -24,8 +24,18 @@ namespace {
 struct VerifyHook {
   TlsVerifier verifier;
   std::string failure;  // the verifier's reason, reported instead of OpenSSL's words
+  std::string alert;    // the last fatal alert the peer sent
 };
 }  // namespace
+
+class TlsSession {
+ public:
+  explicit TlsSession(SSL_SESSION* s) : session(s) {}
+  ~TlsSession() { SSL_SESSION_free(session); }
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+  SSL_SESSION* session;
+};
 
 struct TlsEngine::Impl {
   TlsContextPtr context;
@@ -33,6 +43,8 @@ struct TlsEngine::Impl {
   BIO* network_in = nullptr;   // owned by ssl
   BIO* network_out = nullptr;  // owned by ssl
   VerifyHook hook;
+  bool offered_session = false;
+  std::string peer_alert;
   bool established = false;
   bool peer_closed = false;
   std::string error;
@@ -58,6 +70,13 @@ int context_index() {
 int engine_index() {
   static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
+}
+
+// Remembers the last fatal alert the peer sent, for a reason an operator can act on.
+void note_alert(const SSL* ssl, int where, int value) {
+  if (!(where & SSL_CB_READ_ALERT)) return;
+  auto* hook = static_cast<VerifyHook*>(SSL_get_ex_data(ssl, engine_index()));
+  if (hook && (value >> 8) == SSL3_AL_FATAL) hook->alert = SSL_alert_desc_string_long(value);
 }
 
 const TlsContext* context_of(const SSL* ssl) {
@@ -207,8 +226,10 @@ std::shared_ptr<TlsContext> make_context(const TlsSettings& s, bool server) {
     // The client always verifies, through the engine's verifier (certstore's decision).
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_cert_verify_callback(ctx, verify_chain, nullptr);
+    // Sessions are kept by the caller (resumable_session), not in a cache of the context.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   }
+  SSL_CTX_set_info_callback(ctx, note_alert);
   return c;
 }
 
@@ -222,7 +243,7 @@ TlsContextPtr make_tls_client_context(const TlsSettings& settings) {
 }
 
 TlsEngine::TlsEngine(TlsContextPtr context, bool server, TlsVerifier verifier,
-                     const std::string& server_name)
+                     const std::string& server_name, std::shared_ptr<TlsSession> resume)
     : impl_(std::make_unique<Impl>()) {
   impl_->context = std::move(context);
   impl_->hook.verifier = std::move(verifier);
@@ -240,6 +261,10 @@ TlsEngine::TlsEngine(TlsContextPtr context, bool server, TlsVerifier verifier,
                            server_name.find_first_not_of("0123456789.") != std::string::npos &&
                            server_name.find(':') == std::string::npos;
     if (host_name) SSL_set_tlsext_host_name(impl_->ssl, server_name.c_str());
+    if (resume && SSL_SESSION_is_resumable(resume->session) &&
+        SSL_set_session(impl_->ssl, resume->session) == 1) {
+      impl_->offered_session = true;
+    }
   }
 }
 
@@ -344,6 +369,33 @@ std::string TlsEngine::group() const {
 }
 bool TlsEngine::used_psk() const {
   return impl_->established && SSL_session_reused(impl_->ssl);
+}
+bool TlsEngine::resumed() const {
+  return impl_->offered_session && used_psk();
+}
+const std::string& TlsEngine::peer_alert() const {
+  return impl_->hook.alert;
+}
+
+Bytes TlsEngine::own_certificate() const {
+  X509* x = SSL_get_certificate(impl_->ssl);
+  const int n = x ? i2d_X509(x, nullptr) : 0;
+  if (n <= 0) return {};
+  Bytes der(static_cast<std::size_t>(n));
+  unsigned char* p = der.data();
+  i2d_X509(x, &p);
+  return der;
+}
+
+std::shared_ptr<TlsSession> TlsEngine::resumable_session() const {
+  if (!impl_->established) return nullptr;
+  SSL_SESSION* s = SSL_get1_session(impl_->ssl);
+  if (!s) return nullptr;
+  if (!SSL_SESSION_is_resumable(s)) {
+    SSL_SESSION_free(s);
+    return nullptr;
+  }
+  return std::make_shared<TlsSession>(s);
 }
 
 std::vector<Bytes> TlsEngine::peer_chain() const {

@@ -6,6 +6,7 @@
 // Wire facts: ../shared/docs/WIRE.md.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -14,8 +15,14 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/signals2/connection.hpp>
+
+#include "certstore/certstore.h"
 
 namespace scada::channel {
 
@@ -464,12 +471,17 @@ TlsContextPtr make_tls_client_context(const TlsSettings& settings);
 // nothing when trusted, else the reason (the handshake then fails with a bad_certificate alert).
 using TlsVerifier = std::function<std::optional<std::string>(const std::vector<Bytes>& chain)>;
 
+// A TLS session a client may offer to resume (opaque; holds an SSL_SESSION).
+class TlsSession;
+
 class TlsEngine {
  public:
   // A client engine without a verifier rejects every certificate (fail closed); server_name is
-  // sent as SNI when it is a host name.
+  // sent as SNI when it is a host name. resume: a session from resumable_session() of an engine
+  // of the same context; the caller decides whether resuming is still allowed (a resumed
+  // handshake does not call the verifier).
   TlsEngine(TlsContextPtr context, bool server, TlsVerifier verifier = {},
-            const std::string& server_name = {});
+            const std::string& server_name = {}, std::shared_ptr<TlsSession> resume = {});
   ~TlsEngine();
   TlsEngine(const TlsEngine&) = delete;
   TlsEngine& operator=(const TlsEngine&) = delete;
@@ -486,11 +498,18 @@ class TlsEngine {
   bool established() const;
   bool peer_closed() const;
   const std::string& error() const;
-  std::string version() const;  // "TLSv1.3"
-  std::string cipher() const;   // "TLS_AES_128_GCM_SHA256"
-  std::string group() const;    // "X25519", "prime256v1"; empty with a PSK-only handshake
-  bool used_psk() const;
+  std::string version() const;            // "TLSv1.3"
+  std::string cipher() const;             // "TLS_AES_128_GCM_SHA256"
+  std::string group() const;              // "X25519", "prime256v1"; empty with a PSK-only handshake
+  bool used_psk() const;                  // an external PSK or a resumed session
+  bool resumed() const;                   // the session offered at construction was accepted
   std::vector<Bytes> peer_chain() const;  // leaf first; empty when the peer sent none
+  Bytes own_certificate() const;  // DER of this side's certificate (sent when the peer asks)
+  // The last alert the peer sent, in words ("handshake failure", "decrypt error"); else "".
+  const std::string& peer_alert() const;
+  // Client: a session that a later engine of the same context may resume (TLS 1.3 ticket), or
+  // null when the server sent none (yet).
+  std::shared_ptr<TlsSession> resumable_session() const;
 
  private:
   struct Impl;
@@ -565,5 +584,178 @@ Result<std::vector<TagBytes>> cut_reply(const PlannedRequest& request,
 
 // The request PDU for a planned request.
 Pdu read_request_pdu(std::uint16_t pdu_ref, const PlannedRequest& request);
+
+// ---------------------------------------------------------------------------------------------
+// Pre-shared keys (DESIGN.md §4): TLS 1.3 external PSK, written as hex text of 32 to 80 digits
+// (16 to 40 key bytes). Weak keys are refused: fewer than 32 digits (128 bits), few distinct
+// digits, a repeated pattern, or long runs of one digit or of counting digits.
+
+// The key bytes of a PSK text (surrounding white space ignored), or why it is refused.
+std::variant<Bytes, std::string> parse_psk_text(std::string_view text);
+// A strong key: 64 hex digits (256 bits) from the system's random generator.
+std::string generate_psk_text();
+// Reads a PSK file (its first line) with parse_psk_text. Throws std::runtime_error naming the
+// file: unreadable, group or world readable (keys are private: mode 0600), or a weak key.
+Bytes read_psk_file(const std::filesystem::path& file);
+
+// ---------------------------------------------------------------------------------------------
+// Connections (DESIGN.md §4, WIRE.md §5): one PLC connection as a state machine on a strand.
+//
+// A started connection keeps trying to be up: TCP (with keepalive), then per mode
+//   none       COTP CR/CC, setup communication
+//   tls        TLS from the first byte, then COTP CR/CC and setup inside it
+//   s7-secure  COTP CR/CC (calling 06 00, called SIMATIC-ROOT-HMI, TPDU 1024) and InitSSL in
+//              clear, then TLS inside DT payloads, then setup inside TLS
+// then serves requests with up to the negotiated AmQ jobs in flight, matched by PDU reference.
+// A failed attempt waits (exponential backoff with jitter) and tries again; a new trust
+// snapshot (a file moved into trusted/, a new root) ends the wait at once. A secure connection
+// never falls back to plaintext.
+//
+// Trust: every full handshake asks the store (CertificateStore::decide: quarantine, trust on
+// first use) during the handshake; nothing is accepted without its decision. A new snapshot
+// re-checks the live session (TrustSnapshot::verify with live_session): a revoked or untrusted
+// peer certificate closes it; expiry does not. Each handshake builds its client context from
+// the files as they are then (own certificate, key, PSK), so renewed files need no restart.
+// A session may be resumed only under the same snapshot and context and before the peer
+// certificate expires.
+//
+// Dead peers: a job unanswered for dead_peer_timeout closes the session (reason timeout); an
+// idle session sends a small job (SZL 0x0424, the CPU's state) every dead_peer_timeout / 2 so
+// that a silent peer is noticed within the bound too.
+
+enum class SecurityMode { none, tls, s7_secure };
+const char* security_mode_name(SecurityMode mode);  // "none", "tls", "s7-secure"
+std::optional<SecurityMode> parse_security_mode(std::string_view text);
+
+// Why a connection attempt or a session ended. Names as in `scadactl probe --json`.
+enum class FailureReason {
+  none,
+  untrusted_certificate,  // self-signed and not trusted (quarantined), or a faulty chain
+  unknown_ca,             // issued by a CA that was not imported (quarantined)
+  expired,
+  not_yet_valid,
+  revoked,
+  identity_mismatch,
+  psk_mismatch,       // the PLC refused our PSK (or has another one)
+  tls_alert,          // the PLC ended the handshake or session with a TLS alert
+  timeout,            // connect, handshake or a job took longer than its bound (dead peer)
+  refused,            // TCP refused, or the PLC closed / disconnected before the session was up
+  protocol_error,     // bytes the protocol does not allow, or a closed session
+  downgrade_refused,  // a secure connection found a plaintext endpoint
+  config_error,       // this side's files or settings cannot be used (detail names them)
+  stopped,            // stop() was called
+};
+// "untrusted-certificate", "unknown-ca", ..., "downgrade-refused", "config-error", "stopped"
+const char* failure_reason_name(FailureReason reason);
+FailureReason failure_reason_of(certstore::Verdict verdict);
+
+struct ConnectionConfig {
+  std::string name = "PLC1";
+  std::string address = "127.0.0.1";  // IPv4, IPv6 or host name
+  std::uint16_t port = 102;
+  SecurityMode mode = SecurityMode::none;
+  // COTP in modes none and tls: local TSAP 0x0100, remote TSAP from type/rack/slot unless set.
+  std::uint8_t rack = 0, slot = 1, connection_type = 1;  // type 1 PG, 2 OP, 3 basic
+  std::optional<Tsap> local_tsap, remote_tsap;
+  std::uint16_t pdu_size = 960;  // asked for in setup; the PLC may grant less
+  std::uint16_t amq = 8;         // jobs in flight asked for; the PLC may grant less
+
+  // Identity and credentials.
+  std::string plc_name;                            // matched against a CA-issued certificate's SAN
+  std::vector<Bytes> partner_certificates;         // DER: pinned PLC certificates or extra CAs
+  std::filesystem::path own_certificate, own_key;  // mutual TLS (key: mode 0600)
+  std::string psk_identity;                        // external PSK ...
+  std::filesystem::path psk_file;                  // ... and its key file (mode 0600)
+  bool allow_tls12 = false;                        // TLS 1.2 only when asked for
+  bool resume_sessions = true;
+
+  // Timing.
+  std::chrono::milliseconds connect_timeout{5000};  // TCP + handshakes + setup
+  std::chrono::milliseconds dead_peer_timeout{3000};
+  std::chrono::milliseconds retry_min{500}, retry_max{30000};            // backoff, before jitter
+  std::chrono::milliseconds key_update_interval{std::chrono::hours(1)};  // 0: never
+  bool reconnect = true;  // false: one attempt (scadactl probe)
+
+  std::filesystem::path keylog;  // tests only: NSS key log for tshark
+};
+
+enum class ConnectionState {
+  stopped,     // not started, or stop() called
+  connecting,  // an attempt is under way
+  up,          // session established, setup done: requests are served
+  waiting,     // the last attempt or session failed; the next attempt is scheduled
+};
+const char* connection_state_name(ConnectionState state);  // "stopped", ..., "waiting"
+
+// What the layer above learns on every state change, on the connection's strand.
+struct ConnectionEvent {
+  ConnectionState state = ConnectionState::stopped;
+  FailureReason reason = FailureReason::none;        // why the last attempt or session ended
+  std::string detail;                                // words for an operator; empty when up
+  std::optional<std::filesystem::path> quarantined;  // the file the store wrote, if any
+  std::chrono::milliseconds retry_in{0};             // state waiting: until the next attempt
+};
+
+// A consistent copy of a connection's current facts (any thread).
+struct ConnectionInfo {
+  ConnectionState state = ConnectionState::stopped;
+  FailureReason last_reason = FailureReason::none;
+  std::string last_detail;
+  std::optional<std::filesystem::path> quarantined;
+  std::uint64_t attempts = 0, sessions = 0;  // attempts begun; sessions that came up
+  std::uint64_t key_updates = 0;             // scheduled KeyUpdates sent in this session
+  // Of the current (or last) session:
+  std::string tls_version, cipher, group;
+  bool resumed = false, used_psk = false;
+  std::optional<certstore::CertificateInfo> peer_certificate;
+  std::string own_certificate_sha256;  // this side's certificate in the session; "" if none
+  std::uint16_t pdu = 0, amq = 0;      // granted in setup communication
+  std::size_t tpdu_size = 0;
+  std::chrono::microseconds handshake_time{0};  // TCP connected -> setup done
+  std::uint64_t trust_snapshot = 0;             // snapshot version the session was trusted under
+};
+
+// The outcome of one job: the PLC's reply PDU (S7 errors in its header are the caller's to
+// judge), or why there is none.
+struct JobError {
+  FailureReason reason = FailureReason::protocol_error;  // not connected: stopped or the last one
+  std::string detail;
+};
+using JobResult = std::variant<Pdu, JobError>;
+using JobCallback = std::function<void(JobResult)>;
+using SzlResult = std::variant<SzlList, JobError>;
+
+class Connection {
+ public:
+  // store: trust decisions and quarantine; it must outlive the connection. Nothing happens
+  // before start().
+  Connection(boost::asio::any_io_executor executor, certstore::CertificateStore& store,
+             ConnectionConfig config);
+  ~Connection();  // stops (closing the session in order) and detaches from the store
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();  // begin the first attempt; idempotent
+  // Close the session in order (TLS close_notify, COTP DR) and stay down; pending jobs fail.
+  void stop();
+
+  // Any thread; callbacks run on the connection's strand. A job is refused at once (JobError)
+  // when the session is not up or the job is larger than the granted PDU. Jobs beyond AmQ wait
+  // in order; the engine assigns PDU references.
+  void submit(Pdu job, JobCallback done);
+  void read(std::vector<VarItem> items, JobCallback done);
+  void write(std::vector<VarItem> items, std::vector<DataItem> data, JobCallback done);
+  // A whole SZL list, continuation pieces included.
+  void read_szl(SzlRequest request, std::function<void(SzlResult)> done);
+
+  ConnectionInfo info() const;
+  const ConnectionConfig& config() const;
+  // State changes; handlers run on the strand, must be quick and must not throw.
+  boost::signals2::connection subscribe(std::function<void(const ConnectionEvent&)> handler);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
 
 }  // namespace scada::channel

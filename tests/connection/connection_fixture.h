@@ -1,0 +1,93 @@
+// Shared parts of the connection tests: an event loop thread, a device certificate store in a
+// temporary project, an event recorder with bounded waits, and blocking wrappers around the
+// connection's asynchronous jobs. Every wait is bounded so a broken connection fails a test
+// instead of hanging it.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "certstore/certstore.h"
+#include "channel/channel.h"
+#include "test_tls_files.h"
+
+namespace scada::test {
+
+// An io_context run by one thread until destruction.
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  boost::asio::any_io_executor executor() { return io_.get_executor(); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+// A project folder with the store layout and a watching CertificateStore (short debounce).
+class TestStore {
+ public:
+  explicit TestStore(certstore::StoreOptions options = quick_options());
+  static certstore::StoreOptions quick_options();
+  certstore::CertificateStore& store() { return *store_; }
+  const certstore::StoreLayout& layout() const { return layout_; }
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  TempDir dir_;
+  certstore::StoreLayout layout_;
+  std::unique_ptr<certstore::CertificateStore> store_;
+};
+
+// Records a connection's events; waits for one that matches.
+class EventRecorder {
+ public:
+  explicit EventRecorder(channel::Connection& connection);
+  ~EventRecorder();
+  using Match = std::function<bool(const channel::ConnectionEvent&)>;
+  // The first event at or after index `from` that matches, waiting up to timeout.
+  std::optional<channel::ConnectionEvent> wait(const Match& match,
+                                               std::chrono::milliseconds timeout,
+                                               std::size_t from = 0);
+  std::optional<channel::ConnectionEvent> wait_state(channel::ConnectionState state,
+                                                     std::chrono::milliseconds timeout,
+                                                     std::size_t from = 0);
+  std::vector<channel::ConnectionEvent> events() const;
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<channel::ConnectionEvent> events_;
+  boost::signals2::connection subscription_;
+};
+
+// Blocking wrappers (bounded by timeout; a timeout is a JobError with reason timeout).
+channel::JobResult run_job(channel::Connection& c, channel::Pdu job,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
+channel::JobResult read_bytes(channel::Connection& c, std::uint16_t db, std::uint32_t offset,
+                              std::uint16_t length,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+channel::SzlResult read_szl(channel::Connection& c, channel::SzlRequest request,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// The data of a one-item read reply, or a message saying why there is none.
+std::variant<channel::Bytes, std::string> read_data(channel::Connection& c, std::uint16_t db,
+                                                    std::uint32_t offset, std::uint16_t length);
+
+// "reason: detail" of a JobError, for assertion messages.
+std::string describe(const channel::JobResult& result);
+
+}  // namespace scada::test

@@ -1,0 +1,49 @@
+// The connection state machine in each security mode against plcsim: up, a read, a whole SZL
+// list, and the session's facts (TLS version, the PLC's certificate, the granted PDU).
+#include <gtest/gtest.h>
+
+#include "connection_fixture.h"
+#include "plcsim/plcsim.h"
+
+namespace ch = scada::channel;
+namespace ps = scada::plcsim;
+using namespace scada::test;
+using namespace std::chrono_literals;
+
+TEST(ConnectionModes, EachModeComesUpAndServesJobs) {
+  for (ch::SecurityMode mode :
+       {ch::SecurityMode::none, ch::SecurityMode::tls, ch::SecurityMode::s7_secure}) {
+    SCOPED_TRACE(ch::security_mode_name(mode));
+    TestStore ts;
+    ServerTlsFiles files(ts.dir(), "plc1");
+    write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
+    ts.store().reload();
+    ps::PlcConfig pc;
+    pc.mode = mode == ch::SecurityMode::none  ? ps::SecurityMode::none
+              : mode == ch::SecurityMode::tls ? ps::SecurityMode::tls
+                                              : ps::SecurityMode::s7_secure;
+    pc.tls.certificate = files.certificate_file;
+    pc.tls.key = files.key_file;
+    ps::Simulator sim({pc}, "127.0.0.1", 0);
+    EventLoop loop;
+    ch::ConnectionConfig cc;
+    cc.port = sim.plc(0).port();
+    cc.mode = mode;
+    ch::Connection c(loop.executor(), ts.store(), cc);
+    EventRecorder rec(c);
+    c.start();
+    auto up = rec.wait_state(ch::ConnectionState::up, 5s);
+    ASSERT_TRUE(up) << (rec.events().empty() ? "" : rec.events().back().detail);
+    auto data = read_data(c, 1, 0, 4);
+    ASSERT_TRUE(std::holds_alternative<ch::Bytes>(data)) << std::get<std::string>(data);
+    auto szl = read_szl(c, {0x0011, 0});
+    ASSERT_TRUE(std::holds_alternative<ch::SzlList>(szl));
+    auto info = c.info();
+    EXPECT_GT(info.pdu, 0);
+    if (mode != ch::SecurityMode::none) {
+      EXPECT_EQ(info.tls_version, "TLSv1.3");
+      ASSERT_TRUE(info.peer_certificate);
+      EXPECT_EQ(info.peer_certificate->sha256, files.server.sha256);
+    }
+  }
+}
