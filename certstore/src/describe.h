@@ -7,9 +7,6 @@
 
 namespace scada::certstore {
 
-// "2032-06-01T08:00:00Z"
-std::string time_text(TimePoint t);
-
 // "CN=PLC1,O=Plant A (sha256 3f1c…64 hex digits)"; a long subject is cut with "…".
 std::string certificate_text(const CertificateInfo& certificate);
 

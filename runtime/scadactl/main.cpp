@@ -31,9 +31,72 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 255));
   plan_cmd->add_flag("--json", plan.json, "print the summary line as JSON");
 
+  ProbeOptions probe;
+  int probe_timeout_ms = 5000;
+  unsigned rack = 0, slot = 1;
+  auto* probe_cmd =
+      app.add_subcommand("probe",
+                         "Connect once to a PLC with the runtime's code path and print the outcome "
+                         "(exit 0 connected, 1 failed, 2 bad options)");
+  probe_cmd->add_option("--address", probe.address, "PLC address: IPv4, IPv6 or host name")
+      ->required();
+  probe_cmd->add_option("--port", probe.port, "TCP port (default 102)");
+  probe_cmd->add_option("--mode", probe.mode, "security mode: none, tls or s7-secure")
+      ->required()
+      ->check(CLI::IsMember({"none", "tls", "s7-secure"}));
+  probe_cmd
+      ->add_option("--store", probe.store,
+                   "device certificate store folder (trusted/, trusted/crl/, untrusted/)")
+      ->required();
+  probe_cmd->add_option("--roots", probe.roots,
+                        "imported CA certificates (default: <store>/../pki/roots)");
+  auto* cert_opt =
+      probe_cmd->add_option("--cert", probe.certificate, "own certificate (mutual TLS)");
+  auto* key_opt = probe_cmd->add_option("--key", probe.key, "own private key (mode 0600)");
+  cert_opt->needs(key_opt);
+  key_opt->needs(cert_opt);
+  auto* psk_id_opt =
+      probe_cmd->add_option("--psk-identity", probe.psk_identity, "TLS 1.3 external PSK identity");
+  auto* psk_file_opt = probe_cmd->add_option(
+      "--psk-file", probe.psk_file, "file holding the PSK as 32-80 hex digits (mode 0600)");
+  psk_id_opt->needs(psk_file_opt);
+  psk_file_opt->needs(psk_id_opt);
+  probe_cmd->add_option("--partner-cert", probe.partner_certificates,
+                        "pinned PLC certificate or extra CA for this connection (repeatable)");
+  probe_cmd->add_option("--plc-name", probe.plc_name,
+                        "PLC name a CA-issued certificate may carry instead of the address");
+  probe_cmd->add_option("--rack", rack, "rack (modes none and tls; default 0)")
+      ->check(CLI::Range(0, 7));
+  probe_cmd->add_option("--slot", slot, "slot (modes none and tls; default 1)")
+      ->check(CLI::Range(0, 31));
+  probe_cmd->add_option("--timeout", probe_timeout_ms, "bound for the attempt in ms (default 5000)")
+      ->check(CLI::Range(100, 600000));
+  probe_cmd->add_flag("--json", probe.json, "print one JSON object as the last line");
+
+  auto* psk_cmd = app.add_subcommand("psk", "Pre-shared keys for TLS 1.3 connections");
+  psk_cmd->require_subcommand(1);
+  PskGenerateOptions psk_generate;
+  auto* psk_generate_cmd =
+      psk_cmd->add_subcommand("generate", "Make a strong key (256 bits, 64 hex digits)");
+  psk_generate_cmd->add_option("FILE", psk_generate.file,
+                               "write the key here with mode 0600 instead of printing it");
+  psk_generate_cmd->add_flag("--force", psk_generate.force, "replace an existing FILE");
+  std::string psk_check_file;
+  auto* psk_check_cmd =
+      psk_cmd->add_subcommand("check", "Check a PSK file: format, strength, permissions");
+  psk_check_cmd->add_option("FILE", psk_check_file, "the PSK file")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (decode_cmd->parsed()) return decode_command(decode, std::cout, std::cerr);
   if (plan_cmd->parsed()) return plan_command(plan, std::cout, std::cerr);
+  if (probe_cmd->parsed()) {
+    probe.timeout = std::chrono::milliseconds(probe_timeout_ms);
+    probe.rack = static_cast<std::uint8_t>(rack);
+    probe.slot = static_cast<std::uint8_t>(slot);
+    return probe_command(probe, std::cout, std::cerr);
+  }
+  if (psk_generate_cmd->parsed()) return psk_generate_command(psk_generate, std::cout, std::cerr);
+  if (psk_check_cmd->parsed()) return psk_check_command(psk_check_file, std::cout, std::cerr);
   return 2;
 }

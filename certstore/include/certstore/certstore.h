@@ -102,6 +102,9 @@ FileResult<CrlInfo> read_crl_file(const std::filesystem::path& path);
 // Lowercase hex SHA-256 of the bytes; a quarantined certificate's file is "<sha256>.der".
 std::string fingerprint_sha256(ByteView der);
 
+// A time as details and events show it, in UTC: "2032-06-01T08:00:00Z".
+std::string time_text(TimePoint t);
+
 // ---------------------------------------------------------------------------------------------
 // Store layout (DESIGN.md §3)
 //

@@ -1,6 +1,7 @@
 // runtime: the processes and their commands (scadactl now; scadad later).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
@@ -54,5 +55,34 @@ struct PlanOptions {
   bool json = false;
 };
 int plan_command(const PlanOptions& options, std::ostream& out, std::ostream& err);
+
+// scadactl probe: one attempt with the runtime's connection code and the device certificate
+// store (quarantine included), then the session's facts or the reason it failed. Exit 0 when
+// the session came up, 1 when it did not, 2 when the options or files cannot be used.
+struct ProbeOptions {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 102;
+  std::string mode = "tls";      // none, tls, s7-secure
+  std::string store;             // the device certificate store folder
+  std::string roots;             // CA certificates; default: <store>/../pki/roots
+  std::string certificate, key;  // own certificate (mutual TLS)
+  std::string psk_identity, psk_file;
+  std::vector<std::string> partner_certificates;  // pinned PLC certificates or extra CAs
+  std::string plc_name;                           // identity for CA-issued certificates
+  std::string name = "probe";                     // connection name (events, pins)
+  std::uint8_t rack = 0, slot = 1;
+  std::chrono::milliseconds timeout{5000};
+  bool json = false;
+};
+int probe_command(const ProbeOptions& options, std::ostream& out, std::ostream& err);
+
+// scadactl psk generate [FILE]: a strong pre-shared key (256 bits as 64 hex digits), printed
+// or written to FILE with mode 0600. scadactl psk check FILE: the strength check.
+struct PskGenerateOptions {
+  std::string file;
+  bool force = false;
+};
+int psk_generate_command(const PskGenerateOptions& options, std::ostream& out, std::ostream& err);
+int psk_check_command(const std::string& file, std::ostream& out, std::ostream& err);
 
 }  // namespace scada::runtime
