@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: a normal build, an ASan+UBSan build and a
-# ThreadSanitizer build, each running every CTest test, then a short run of every fuzz target
-# the planner benchmark's request-count check and the handshake benchmark. Installs missing packages first.
+# ThreadSanitizer build, each running every CTest test, then a short run of every fuzz target,
+# the planner benchmark's request-count check and the handshake benchmark. Installs missing
+# packages first.
 #   tests/run.sh                 everything (what CI runs)
 #   FUZZ_SECONDS=N tests/run.sh  fuzz each target for N seconds (default 20)
 #   BUILDS="normal" tests/run.sh only some of: normal address thread
