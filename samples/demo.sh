@@ -1,15 +1,62 @@
 #!/usr/bin/env bash
-# The demo: installs what is missing, builds scadactl and runs the most complete end-to-end
-# path the product has today: decoding real S7comm captures and planning the demo plant's reads.
-# (The runtime against simulated PLCs replaces this once scadad and plcsim exist.)
+# The demo: installs what is missing, builds, and runs the most complete end-to-end path the
+# product has today: secure connections to simulated PLCs (plcsim) through the device
+# certificate store, with a quarantined certificate trusted by moving its file; then decoding
+# real S7comm captures and planning the demo plant's reads. (scadad with tags and connection
+# changes through system tags replaces the probes once it exists.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash samples/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build scadactl >/dev/null
+ninja -C build scadactl plcsim >/dev/null
 captures=../shared/testdata/pcaps
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# A demo project with fresh certificates (made now, so nothing committed ever expires): a plant
+# CA that issued PLC1's certificate, and a self-signed certificate on PLC2.
+demo=$(mktemp -d /tmp/scada-demo.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$demo"
+}
+trap cleanup EXIT
+mkdir -p "$demo/pki/roots" "$demo/device-certificate-store" "$demo/plc"
+ec() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "$@" 2>/dev/null; }
+ec -keyout "$demo/plc/ca.key" -out "$demo/pki/roots/plant-ca.pem" -subj "/CN=Demo Plant CA" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=PLC1 \
+  -keyout "$demo/plc/plc1.key" -out "$demo/plc/plc1.csr" 2>/dev/null
+openssl x509 -req -in "$demo/plc/plc1.csr" -CA "$demo/pki/roots/plant-ca.pem" \
+  -CAkey "$demo/plc/ca.key" -CAcreateserial -days 30 -out "$demo/plc/plc1.crt" \
+  -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') 2>/dev/null
+ec -keyout "$demo/plc/plc2.key" -out "$demo/plc/plc2.crt" -subj /CN=PLC2 \
+  -addext subjectAltName=IP:127.0.0.1
+build/bin/plcsim --listen 127.0.0.1:41102 --mode s7-secure --name PLC1 \
+  --cert "$demo/plc/plc1.crt" --key "$demo/plc/plc1.key" >"$demo/plc1.log" 2>&1 &
+pids+=($!)
+build/bin/plcsim --listen 127.0.0.1:41103 --mode tls --name PLC2 \
+  --cert "$demo/plc/plc2.crt" --key "$demo/plc/plc2.key" >"$demo/plc2.log" 2>&1 &
+pids+=($!)
+build/bin/plcsim --listen 127.0.0.1:41104 --mode none --name PLC3 >"$demo/plc3.log" 2>&1 &
+pids+=($!)
+for log in "$demo/plc1.log" "$demo/plc2.log" "$demo/plc3.log"; do
+  for _ in $(seq 50); do grep -q "plcsim ready" "$log" && break; sleep 0.1; done
+done
+store="$demo/device-certificate-store"
+probe() { build/bin/scadactl probe --address 127.0.0.1 --store "$store" "$@" || true; }
+
+step "PLC1 (s7-secure): its certificate was issued by the plant CA in pki/roots"
+probe --port 41102 --mode s7-secure
+step "PLC2 (tls) presents an unknown self-signed certificate: refused and quarantined"
+probe --port 41103 --mode tls
+ls -l "$store/untrusted"
+step "An administrator trusts it by moving the file into trusted/; the next connect works"
+mv "$store"/untrusted/*.der "$store/trusted/"
+probe --port 41103 --mode tls --json
+step "PLC3 speaks only plaintext: a secure connection refuses it (no downgrade, ever)"
+probe --port 41104 --mode s7-secure
 
 if [ -d "$captures" ]; then
   step "Decode a real capture: libnodave demo client reading and writing an S7-300"
