@@ -142,7 +142,7 @@ std::string ms_text(milliseconds d) {
 // certificate, rotated key) gives a new context for the next handshake.
 struct FileStamp {
   std::filesystem::path path;
-  std::int64_t mtime_ns = 0, size = -1, inode = 0;
+  std::int64_t mtime_ns = 0, size = -1, inode = 0, mode = 0;  // mode: a chmod counts too
   bool operator==(const FileStamp&) const = default;
 };
 
@@ -153,6 +153,7 @@ FileStamp stamp_of(const std::filesystem::path& path) {
     s.mtime_ns = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     s.size = st.st_size;
     s.inode = std::int64_t(st.st_ino);
+    s.mode = std::int64_t(st.st_mode);
   }
   return s;
 }
@@ -526,8 +527,12 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
                          decision->quarantined);
     }
     const std::string& alert = tls->peer_alert();
-    const bool psk = !config.psk_identity.empty();
-    if (!tls->established() && !alert.empty()) {
+    if (alert.empty()) return end_attempt(FailureReason::protocol_error, tls->error());
+    // In TLS 1.3 the client's handshake is complete when it sends Finished; the PLC judges the
+    // client's certificate (or its absence) after that. So any alert before the session is up
+    // belongs to the handshake.
+    if (phase != Phase::up) {
+      const bool psk = !config.psk_identity.empty();
       if (psk && peer_chain.empty()) {
         return end_attempt(FailureReason::psk_mismatch,
                            "the PLC refused the pre-shared key of identity '" +
@@ -535,20 +540,36 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
                                "); check that both sides hold the same key");
       }
       std::string hint;
-      if (alert.find("certificate required") != std::string::npos ||
-          alert.find("handshake failure") != std::string::npos) {
-        hint = config.own_certificate.empty()
-                   ? "; the PLC may require a client certificate (own certificate and key)"
-                   : "; the PLC may not accept this side's certificate";
+      switch (tls->peer_alert_code()) {
+        case 116:  // certificate_required
+        case 40:   // handshake_failure
+          if (config.own_certificate.empty()) {
+            hint =
+                "; the PLC requires a client certificate: configure this side's own "
+                "certificate and key";
+            break;
+          }
+          [[fallthrough]];
+        case 42:  // bad_certificate
+        case 43:  // unsupported_certificate
+        case 44:  // certificate_revoked
+        case 45:  // certificate_expired
+        case 46:  // certificate_unknown
+        case 48:  // unknown_ca
+          if (!config.own_certificate.empty()) {
+            hint = "; the PLC does not accept this side's certificate (" +
+                   config.own_certificate.string() +
+                   "): is it issued by a CA the PLC trusts, and valid?";
+          }
+          break;
+        default:
+          break;
       }
       return end_attempt(FailureReason::tls_alert,
                          "the PLC ended the TLS handshake with the alert '" + alert + "'" + hint);
     }
-    if (!alert.empty()) {
-      return end_attempt(FailureReason::tls_alert,
-                         "the PLC ended the TLS session with the alert '" + alert + "'");
-    }
-    end_attempt(FailureReason::protocol_error, tls->error());
+    end_attempt(FailureReason::tls_alert,
+                "the PLC ended the TLS session with the alert '" + alert + "'");
   }
 
   void on_tls_established() {

@@ -61,8 +61,11 @@ std::optional<std::string> weakness(const std::vector<int>& digits) {
 }  // namespace
 
 std::variant<Bytes, std::string> parse_psk_text(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+  std::size_t lead = 0;  // positions in messages count from the start of the text as given
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
     text.remove_prefix(1);
+    ++lead;
+  }
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
     text.remove_suffix(1);
   if (text.size() < kMinDigits || text.size() > kMaxDigits) {
@@ -74,7 +77,9 @@ std::variant<Bytes, std::string> parse_psk_text(std::string_view text) {
   std::vector<int> digits;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const int v = hex_value(text[i]);
-    if (v < 0) return "character " + std::to_string(i + 1) + " of the PSK is not a hex digit";
+    if (v < 0) {
+      return "character " + std::to_string(lead + i + 1) + " of the PSK is not a hex digit";
+    }
     digits.push_back(v);
   }
   if (auto why = weakness(digits)) {

@@ -24,7 +24,8 @@ namespace {
 struct VerifyHook {
   TlsVerifier verifier;
   std::string failure;  // the verifier's reason, reported instead of OpenSSL's words
-  std::string alert;    // the last fatal alert the peer sent
+  std::string alert;    // the last fatal alert the peer sent, in words
+  int alert_code = 0;   // and its code (RFC 8446 §6)
 };
 }  // namespace
 
@@ -44,7 +45,6 @@ struct TlsEngine::Impl {
   BIO* network_out = nullptr;  // owned by ssl
   VerifyHook hook;
   bool offered_session = false;
-  std::string peer_alert;
   bool established = false;
   bool peer_closed = false;
   std::string error;
@@ -73,10 +73,28 @@ int engine_index() {
 }
 
 // Remembers the last fatal alert the peer sent, for a reason an operator can act on.
+// OpenSSL 3.0 names some TLS 1.3 alerts "unknown"; those are named here.
 void note_alert(const SSL* ssl, int where, int value) {
-  if (!(where & SSL_CB_READ_ALERT)) return;
+  if (!(where & SSL_CB_READ_ALERT) || (value >> 8) != SSL3_AL_FATAL) return;
   auto* hook = static_cast<VerifyHook*>(SSL_get_ex_data(ssl, engine_index()));
-  if (hook && (value >> 8) == SSL3_AL_FATAL) hook->alert = SSL_alert_desc_string_long(value);
+  if (!hook) return;
+  hook->alert_code = value & 0xFF;
+  switch (hook->alert_code) {
+    case 109:
+      hook->alert = "missing extension";
+      break;
+    case 115:
+      hook->alert = "unknown PSK identity";
+      break;
+    case 116:
+      hook->alert = "certificate required";
+      break;
+    case 120:
+      hook->alert = "no application protocol";
+      break;
+    default:
+      hook->alert = SSL_alert_desc_string_long(value);
+  }
 }
 
 const TlsContext* context_of(const SSL* ssl) {
@@ -375,6 +393,9 @@ bool TlsEngine::resumed() const {
 }
 const std::string& TlsEngine::peer_alert() const {
   return impl_->hook.alert;
+}
+int TlsEngine::peer_alert_code() const {
+  return impl_->hook.alert_code;
 }
 
 Bytes TlsEngine::own_certificate() const {

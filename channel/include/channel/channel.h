@@ -505,8 +505,10 @@ class TlsEngine {
   bool resumed() const;                   // the session offered at construction was accepted
   std::vector<Bytes> peer_chain() const;  // leaf first; empty when the peer sent none
   Bytes own_certificate() const;  // DER of this side's certificate (sent when the peer asks)
-  // The last alert the peer sent, in words ("handshake failure", "decrypt error"); else "".
+  // The last fatal alert the peer sent, in words ("handshake failure", "certificate required")
+  // and as its code (40, 116); else "" and 0.
   const std::string& peer_alert() const;
+  int peer_alert_code() const;
   // Client: a session that a later engine of the same context may resume (TLS 1.3 ticket), or
   // null when the server sent none (yet).
   std::shared_ptr<TlsSession> resumable_session() const;
