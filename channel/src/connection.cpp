@@ -668,7 +668,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
           what);
     }
     if (config.mode == SecurityMode::tls && phase == Phase::tls && !tls_bytes_seen) {
-      return end_attempt(FailureReason::protocol_error,
+      return end_attempt(FailureReason::refused,
                          what +
                              " during the TLS handshake without answering it: is it a TLS "
                              "endpoint? A secure connection never falls back to plaintext");

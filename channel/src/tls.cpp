@@ -410,7 +410,11 @@ Bytes TlsEngine::own_certificate() const {
 
 std::shared_ptr<TlsSession> TlsEngine::resumable_session() const {
   if (!impl_->established) return nullptr;
-  SSL_SESSION* s = SSL_get1_session(impl_->ssl);
+  // A copy: OpenSSL marks the live session's own object not resumable when the connection ends
+  // without close_notify (a PLC that closed, a dead peer), and those are the reconnects that
+  // resumption is for.
+  SSL_SESSION* live = SSL_get0_session(impl_->ssl);
+  SSL_SESSION* s = live ? SSL_SESSION_dup(live) : nullptr;
   if (!s) return nullptr;
   if (!SSL_SESSION_is_resumable(s)) {
     SSL_SESSION_free(s);
