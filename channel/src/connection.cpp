@@ -811,6 +811,23 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
                              std::to_string(setup->pdu_size) + ", AmQ " +
                              std::to_string(setup->amq_calling) + ")");
     }
+    // The trust may have changed while the handshake ran (a CRL landed after the decision):
+    // the session comes up only if the current snapshot accepts the PLC's certificate too.
+    if (!peer_chain.empty()) {
+      const auto snap = store.snapshot();
+      if (snap->version() != decided_under) {
+        const certstore::Decision d =
+            snap->verify(peer_chain, identity(), std::chrono::system_clock::now());
+        if (!d.ok()) {
+          resumable.reset();
+          return end_attempt(failure_reason_of(d.verdict),
+                             "the trust changed during the handshake: " + d.detail, d.quarantined,
+                             true);
+        }
+        decided_under = snap->version();
+        with_facts([&](ConnectionInfo& i) { i.trust_snapshot = decided_under; });
+      }
+    }
     pdu = std::min(setup->pdu_size, config.pdu_size);
     amq = std::max<std::uint16_t>(1, std::min(setup->amq_calling, config.amq));
     phase = Phase::up;
