@@ -119,9 +119,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 1; i <= plcs; ++i) {
     PlcConfig c;
     c.name = plcs == 1 ? name : name + std::to_string(i);
-    c.mode = mode == "tls"         ? SecurityMode::tls
-             : mode == "s7-secure" ? SecurityMode::s7_secure
-                                   : SecurityMode::none;
+    c.mode = scada::channel::parse_security_mode(mode).value_or(SecurityMode::none);
     c.max_pdu = pdu;
     c.max_amq = amq;
     c.data_blocks = blocks;

@@ -66,10 +66,6 @@ double loop_cpu_ms(EventLoop& loop) {
   return p.get_future().get();
 }
 
-ps::SecurityMode plcsim_mode(ch::SecurityMode m) {
-  return m == ch::SecurityMode::tls ? ps::SecurityMode::tls : ps::SecurityMode::s7_secure;
-}
-
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "handshake_bench: %s\n", what.c_str());
   std::exit(1);
@@ -88,7 +84,7 @@ HandshakeRow measure_handshakes(ch::SecurityMode mode, bool resume) {
   write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
   ts.store().reload();
   ps::PlcConfig pc;
-  pc.mode = plcsim_mode(mode);
+  pc.mode = mode;
   pc.tls.certificate = files.certificate_file;
   pc.tls.key = files.key_file;
   ps::Simulator sim({pc}, "127.0.0.1", 0);
@@ -160,7 +156,7 @@ std::vector<double> measure_manual_trust(ch::SecurityMode mode) {
     const fs::path cert = ts.dir().file("plc.crt"), key = ts.dir().file("plc.key");
     write_self_signed(cert, key, round + 1);
     ps::PlcConfig pc;
-    pc.mode = plcsim_mode(mode);
+    pc.mode = mode;
     pc.tls.certificate = cert;
     pc.tls.key = key;
     ps::Simulator sim({pc}, "127.0.0.1", 0);
@@ -215,7 +211,7 @@ std::vector<double> measure_revocation(ch::SecurityMode mode) {
     ts.store().reload();
 
     ps::PlcConfig pc;
-    pc.mode = plcsim_mode(mode);
+    pc.mode = mode;
     pc.tls.certificate = cert;
     pc.tls.key = key;
     ps::Simulator sim({pc}, "127.0.0.1", 0);

@@ -23,42 +23,6 @@ namespace {
 
 constexpr auto kWait = 5s;  // bound for anything that should happen within a few attempts
 
-// The simulator's log lines, to see what the PLC side saw.
-class SimLog {
- public:
-  ps::LogSink sink() {
-    return [this](const std::string& line) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lines_.push_back(line);
-      changed_.notify_all();
-    };
-  }
-  bool wait_for(const std::string& part, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return count_locked(part) > 0; });
-  }
-  std::size_t count(const std::string& part) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return count_locked(part);
-  }
-  std::string text() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string all;
-    for (const auto& l : lines_) all += l + "\n";
-    return all;
-  }
-
- private:
-  std::size_t count_locked(const std::string& part) const {
-    return std::size_t(std::count_if(lines_.begin(), lines_.end(), [&](const std::string& l) {
-      return l.find(part) != std::string::npos;
-    }));
-  }
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<std::string> lines_;
-};
-
 // Files this side's connection reads as private: created with umask 077, so even the temporary
 // file of an atomic replacement is never readable by others.
 class PrivateUmask {
@@ -113,10 +77,6 @@ std::size_t count_state(const EventRecorder& rec, ch::ConnectionState state, std
 
 class Credentials : public ::testing::TestWithParam<ch::SecurityMode> {
  protected:
-  ps::SecurityMode sim_mode() const {
-    return GetParam() == ch::SecurityMode::tls ? ps::SecurityMode::tls
-                                               : ps::SecurityMode::s7_secure;
-  }
   ch::ConnectionConfig config(std::uint16_t port) const {
     ch::ConnectionConfig cc;
     cc.port = port;
@@ -142,9 +102,9 @@ class Credentials : public ::testing::TestWithParam<ch::SecurityMode> {
 // names the identity.
 TEST_P(Credentials, PskRightKeyConnectsWrongKeyIsAMismatch) {
   const std::string key = ch::generate_psk_text();
-  SimLog log;
+  PlcLog log;
   ps::PlcConfig pc;
-  pc.mode = sim_mode();
+  pc.mode = GetParam();
   pc.tls.psk_identity = "hmi-1";
   pc.tls.psk_file = file("plc.psk");
   write_file(pc.tls.psk_file, key + "\n");
@@ -202,9 +162,9 @@ TEST_P(Credentials, PskRightKeyConnectsWrongKeyIsAMismatch) {
 // holds the same key: the PLC sees a connection but no TLS.
 TEST_P(Credentials, PskWeakKeyIsRefusedBeforeTheHandshake) {
   const std::string weak = "0123456789abcdef0123456789abcdef";
-  SimLog log;
+  PlcLog log;
   ps::PlcConfig pc;
-  pc.mode = sim_mode();
+  pc.mode = GetParam();
   pc.tls.psk_identity = "hmi-1";
   pc.tls.psk_file = file("plc.psk");
   write_file(pc.tls.psk_file, weak + "\n");  // plcsim takes it: the refusal is this side's
@@ -239,7 +199,7 @@ TEST_P(Credentials, PskWeakKeyIsRefusedBeforeTheHandshake) {
 TEST_P(Credentials, PskFileReadableByOthersIsRefused) {
   const std::string key = ch::generate_psk_text();
   ps::PlcConfig pc;
-  pc.mode = sim_mode();
+  pc.mode = GetParam();
   pc.tls.psk_identity = "hmi-1";
   pc.tls.psk_file = file("plc.psk");
   write_file(pc.tls.psk_file, key + "\n");
@@ -273,7 +233,7 @@ TEST_P(Credentials, PskFileReadableByOthersIsRefused) {
 TEST_P(Credentials, PskOfAnotherIdentityFallsToTheCertificateAndTheStoreDecides) {
   ServerTlsFiles server(ts_.dir(), "plc1");
   ps::PlcConfig pc;
-  pc.mode = sim_mode();
+  pc.mode = GetParam();
   pc.tls.certificate = server.certificate_file;
   pc.tls.key = server.key_file;
   pc.tls.psk_identity = "plc-psk";
@@ -328,7 +288,7 @@ class MutualTls : public Credentials {
     import_root(server_.ca);
     write_file(client_ca_file_, ca1_.certificate_pem());
     ps::PlcConfig pc;
-    pc.mode = sim_mode();
+    pc.mode = GetParam();
     pc.tls.certificate = server_.certificate_file;
     pc.tls.key = server_.key_file;
     pc.tls.client_ca = client_ca_file_;

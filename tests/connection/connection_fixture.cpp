@@ -81,6 +81,53 @@ std::size_t EventRecorder::size() const {
   return events_.size();
 }
 
+struct PlcLog::Lines {
+  mutable std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::string> lines;
+  std::size_t count_from(const std::string& part, std::size_t from) const {
+    std::size_t n = 0;
+    for (std::size_t i = from; i < lines.size(); ++i) {
+      if (lines[i].find(part) != std::string::npos) ++n;
+    }
+    return n;
+  }
+};
+
+PlcLog::PlcLog() : lines_(std::make_shared<Lines>()) {}
+
+std::function<void(const std::string&)> PlcLog::sink() {
+  return [lines = lines_](const std::string& line) {
+    std::lock_guard<std::mutex> lock(lines->mutex);
+    lines->lines.push_back(line);
+    lines->changed.notify_all();
+  };
+}
+
+bool PlcLog::wait_for(const std::string& part, std::chrono::milliseconds timeout,
+                      std::size_t from) {
+  std::unique_lock<std::mutex> lock(lines_->mutex);
+  return lines_->changed.wait_for(lock, timeout,
+                                  [&] { return lines_->count_from(part, from) > 0; });
+}
+
+std::size_t PlcLog::count(const std::string& part) const {
+  std::lock_guard<std::mutex> lock(lines_->mutex);
+  return lines_->count_from(part, 0);
+}
+
+std::size_t PlcLog::size() const {
+  std::lock_guard<std::mutex> lock(lines_->mutex);
+  return lines_->lines.size();
+}
+
+std::string PlcLog::text() const {
+  std::lock_guard<std::mutex> lock(lines_->mutex);
+  std::string all;
+  for (const auto& l : lines_->lines) all += l + "\n";
+  return all;
+}
+
 ch::JobResult run_job(ch::Connection& c, ch::Pdu job, std::chrono::milliseconds timeout) {
   auto promise = std::make_shared<std::promise<ch::JobResult>>();
   auto future = promise->get_future();

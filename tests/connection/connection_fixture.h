@@ -75,6 +75,23 @@ class EventRecorder {
   boost::signals2::connection subscription_;
 };
 
+// plcsim's log lines (its LogSink), to see what the PLC side saw. The sink shares the lines with
+// this object, so a simulator that outlives it logs into nothing harmful.
+class PlcLog {
+ public:
+  PlcLog();
+  std::function<void(const std::string&)> sink();
+  // Whether a line containing part appeared (at or after line index `from`) within timeout.
+  bool wait_for(const std::string& part, std::chrono::milliseconds timeout, std::size_t from = 0);
+  std::size_t count(const std::string& part) const;  // lines containing part
+  std::size_t size() const;
+  std::string text() const;  // every line, for assertion messages
+
+ private:
+  struct Lines;
+  std::shared_ptr<Lines> lines_;
+};
+
 // Blocking wrappers (bounded by timeout; a timeout is a JobError with reason timeout).
 channel::JobResult run_job(channel::Connection& c, channel::Pdu job,
                            std::chrono::milliseconds timeout = std::chrono::seconds(10));

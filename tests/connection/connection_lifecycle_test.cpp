@@ -108,56 +108,8 @@ class Ca {
 
 // ---- plcsim's log
 
-class PlcLog {
- public:
-  ps::LogSink sink() {
-    return [this](const std::string& line) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lines_.push_back(line);
-      changed_.notify_all();
-    };
-  }
-  // Whether a line containing needle appeared (from line index `from` on) within timeout.
-  bool wait_for(const std::string& needle, milliseconds timeout, std::size_t from = 0) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] {
-      for (std::size_t i = from; i < lines_.size(); ++i) {
-        if (lines_[i].find(needle) != std::string::npos) return true;
-      }
-      return false;
-    });
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return lines_.size();
-  }
-  std::string text() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string all;
-    for (const auto& l : lines_) all += l + "\n";
-    return all;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<std::string> lines_;
-};
-
 // ---- the bench: a store with the CA in pki/roots, one PLC serving a CA-issued certificate from
 // files, and an event loop for the connections (declared after the bench, so they go first).
-
-ps::SecurityMode sim_mode(ch::SecurityMode mode) {
-  switch (mode) {
-    case ch::SecurityMode::none:
-      return ps::SecurityMode::none;
-    case ch::SecurityMode::tls:
-      return ps::SecurityMode::tls;
-    case ch::SecurityMode::s7_secure:
-      return ps::SecurityMode::s7_secure;
-  }
-  return ps::SecurityMode::none;
-}
 
 class Bench {
  public:
@@ -174,7 +126,7 @@ class Bench {
     write_file(key_file_, leaf_.key_pem);
     write_file(ts_.layout().roots / "plc-ca.pem", ca_.pem());
     ts_.store().reload();
-    pc.mode = sim_mode(mode);
+    pc.mode = mode;
     pc.tls.certificate = certificate_file_;
     pc.tls.key = key_file_;
     sim_ = std::make_unique<ps::Simulator>(std::vector<ps::PlcConfig>{pc}, "127.0.0.1", 0,

@@ -19,9 +19,7 @@ TEST(ConnectionModes, EachModeComesUpAndServesJobs) {
     write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
     ts.store().reload();
     ps::PlcConfig pc;
-    pc.mode = mode == ch::SecurityMode::none  ? ps::SecurityMode::none
-              : mode == ch::SecurityMode::tls ? ps::SecurityMode::tls
-                                              : ps::SecurityMode::s7_secure;
+    pc.mode = mode;
     pc.tls.certificate = files.certificate_file;
     pc.tls.key = files.key_file;
     ps::Simulator sim({pc}, "127.0.0.1", 0);

@@ -191,18 +191,6 @@ std::string name(ch::ConnectionState state) {
 // ---------------------------------------------------------------------------------------------
 // plcsim and connections
 
-ps::SecurityMode plcsim_mode(ch::SecurityMode mode) {
-  switch (mode) {
-    case ch::SecurityMode::none:
-      return ps::SecurityMode::none;
-    case ch::SecurityMode::tls:
-      return ps::SecurityMode::tls;
-    case ch::SecurityMode::s7_secure:
-      return ps::SecurityMode::s7_secure;
-  }
-  return ps::SecurityMode::none;
-}
-
 // One simulated PLC presenting a certificate chain (PEM, leaf first) with its key.
 class SimPlc {
  public:
@@ -226,33 +214,6 @@ class SimPlc {
  private:
   TempDir dir_;
   std::unique_ptr<ps::Simulator> sim_;
-};
-
-// plcsim's log lines (its event loop thread writes, the test waits for one).
-class LogLines {
- public:
-  ps::LogSink sink() {
-    return [state = state_](const std::string& line) {
-      std::lock_guard<std::mutex> lock(state->mutex);
-      state->lines.push_back(line);
-      state->changed.notify_all();
-    };
-  }
-  bool wait_for(const std::string& part, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(state_->mutex);
-    return state_->changed.wait_for(lock, timeout, [&] {
-      return std::any_of(state_->lines.begin(), state_->lines.end(),
-                         [&](const std::string& line) { return contains(line, part); });
-    });
-  }
-
- private:
-  struct State {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::vector<std::string> lines;
-  };
-  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 ch::ConnectionConfig config_for(ch::SecurityMode mode, std::uint16_t port) {
@@ -518,8 +479,7 @@ class TrustTest : public ::testing::TestWithParam<ch::SecurityMode> {
   cs::CertificateStore& store() { return ts_.store(); }
 
   SimPlc& add_plc(const std::string& chain_pem, const std::string& key_pem, ps::LogSink log = {}) {
-    plcs_.push_back(
-        std::make_unique<SimPlc>(plcsim_mode(mode()), chain_pem, key_pem, std::move(log)));
+    plcs_.push_back(std::make_unique<SimPlc>(mode(), chain_pem, key_pem, std::move(log)));
     return *plcs_.back();
   }
   std::uint16_t serve(const std::string& chain_pem, const std::string& key_pem) {
@@ -932,7 +892,7 @@ TEST_P(LiveRevocation, CrlArrivingDuringTheHandshakeStillApplies) {
   put(layout().roots / "plant-ca.pem", ca.pem());
   store().reload();
   StoreEvents store_events(store());
-  LogLines log;
+  PlcLog log;
   SimPlc& sim = add_plc(plc.pem, plc.key_pem, log.sink());
   ps::Faults slow;
   slow.delay = 1200ms;  // every COTP / InitSSL / S7 reply of the PLC
@@ -995,7 +955,7 @@ TEST(Expiry, LiveSessionsOutliveTheCertificateNewSessionsAreRefused) {
   for (ch::SecurityMode mode : {ch::SecurityMode::tls, ch::SecurityMode::s7_secure}) {
     Leaf leaf =
         ca.issue(std::string("PLC short-lived ") + ch::security_mode_name(mode), short_lived);
-    auto sim = std::make_unique<SimPlc>(plcsim_mode(mode), leaf.pem, leaf.key_pem);
+    auto sim = std::make_unique<SimPlc>(mode, leaf.pem, leaf.key_pem);
     plcs.push_back(Plc{mode, std::move(leaf), std::move(sim)});
   }
   EventLoop loop;

@@ -28,18 +28,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-const char* mode_name(SecurityMode mode) {
-  switch (mode) {
-    case SecurityMode::none:
-      return "none";
-    case SecurityMode::tls:
-      return "tls";
-    case SecurityMode::s7_secure:
-      return "s7-secure";
-  }
-  return "?";
-}
-
 namespace {
 
 // Bounds for what one connection buffers, whatever the peer sends.

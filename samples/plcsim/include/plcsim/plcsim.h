@@ -20,8 +20,11 @@
 
 namespace scada::plcsim {
 
-enum class SecurityMode { none, tls, s7_secure };
-const char* mode_name(SecurityMode mode);  // "none", "tls", "s7-secure"
+// The modes of WIRE.md §5, the same enum the runtime's connections use.
+using SecurityMode = channel::SecurityMode;
+inline const char* mode_name(SecurityMode mode) {  // "none", "tls", "s7-secure"
+  return channel::security_mode_name(mode);
+}
 
 struct TlsSettings {
   // PEM or DER certificate chain (leaf first) and private key. Re-read when the files change:
