@@ -45,3 +45,28 @@ TEST(ConnectionModes, EachModeComesUpAndServesJobs) {
     }
   }
 }
+
+// WIRE.md §5: in s7-secure the ClientHello must fit one 1024-byte TPDU (real PLCs reset on a
+// longer one, such as a post-quantum hybrid key share makes). Checked for the client contexts
+// the connection builds: certificates only, with an own certificate, with a PSK offered.
+TEST(ConnectionModes, ClientHelloFitsOneSecureTpdu) {
+  TempDir dir;
+  TestCa ca("client CA");
+  const IssuedCertificate own = ca.issue("HMI");
+  write_file(dir.file("own.crt"), own.certificate_pem);
+  write_file(dir.file("own.key"), own.key_pem);
+  ch::TlsSettings plain, mutual, psk;
+  mutual.certificate = dir.file("own.crt");
+  mutual.key = dir.file("own.key");
+  psk.psk_identity = "an-identity-of-some-length-hmi-station-01";
+  psk.psk_key = random_key(40);
+  for (const ch::TlsSettings* s : {&plain, &mutual, &psk}) {
+    ch::TlsEngine engine(ch::make_tls_client_context(*s), false, {}, "plc1.plant.example");
+    ch::Bytes none;
+    ASSERT_TRUE(engine.pump(none)) << engine.error();
+    const ch::Bytes hello = engine.take_output();
+    ASSERT_FALSE(hello.empty());
+    EXPECT_EQ(hello[0], 0x16);  // a TLS handshake record
+    EXPECT_EQ(ch::frame_dt(hello, 1024).size(), 1u) << hello.size() << " bytes";
+  }
+}
