@@ -621,9 +621,10 @@ Bytes read_psk_file(const std::filesystem::path& file);
 // A session may be resumed only under the same snapshot and context and before the peer
 // certificate expires.
 //
-// Dead peers: a job unanswered for dead_peer_timeout closes the session (reason timeout); an
-// idle session sends a small job (SZL 0x0424, the CPU's state) every dead_peer_timeout / 2 so
-// that a silent peer is noticed within the bound too.
+// Dead peers: nothing received for dead_peer_timeout while a job waits closes the session
+// (reason timeout); an idle session sends a small job (SZL 0x0424, the CPU's state) after a
+// third of that time without traffic, so a silent peer is noticed within the bound too. TCP
+// keepalive and TCP_USER_TIMEOUT, set from the same bound, back this up.
 
 enum class SecurityMode { none, tls, s7_secure };
 const char* security_mode_name(SecurityMode mode);  // "none", "tls", "s7-secure"
