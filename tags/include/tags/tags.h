@@ -102,4 +102,34 @@ channel::ReadTag to_read_tag(const Address& address);
 // BYTE with the value's size as count, TIMER/COUNTER with the number as address.
 channel::VarItem to_var_item(const Address& address);
 
+// ---------------------------------------------------------------------------------------------
+// The alternative address of a connection (DESIGN.md §7, system tag @<c>@AlternativeAddress)
+//
+// Grammar: `Key=Value;` pairs, the last ';' optional, keys in any case and order, spaces
+// around keys, '=' and values ignored, empty pairs (";;") skipped. Keys:
+//   IPAddress    required: IPv4 (dotted decimal), IPv6 (optionally in brackets) or a host name
+//                (RFC 1123 labels; one that looks like IPv4 must be a valid IPv4 address)
+//   AccessPoint  kept, informational (any text without ';' and '=')
+//   Port         1..65535 (default: the connection's)
+//   Rack, Slot   0..7 and 0..31, together (remote TSAP from them, as for the original)
+//   TSAP         the remote TSAP as two hex bytes: "03.01", "0301" or "0x0301"; not with
+//                Rack/Slot
+// At most 255 characters (the tag is Text, 255). A key may appear once. Any error names the
+// position and refuses the whole text: nothing of it is applied.
+struct AlternativeAddress {
+  std::string ip_address;  // as given, brackets of an IPv6 address removed
+  std::string access_point;
+  std::optional<std::uint16_t> port;
+  std::optional<std::uint8_t> rack, slot;
+  std::optional<std::uint16_t> tsap;
+
+  static std::variant<AlternativeAddress, ParseError> parse(std::string_view text);
+  // Canonical text that parses back to the same value: "IPAddress=10.0.0.2;Port=102;TSAP=0301"
+  // (keys in the order above, only those present). Never longer than the text it came from.
+  std::string to_string() const;
+  bool operator==(const AlternativeAddress&) const = default;
+};
+
+inline constexpr std::size_t kMaxAlternativeAddressLength = 255;
+
 }  // namespace scada::tags
