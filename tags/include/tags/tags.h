@@ -103,6 +103,40 @@ channel::ReadTag to_read_tag(const Address& address);
 channel::VarItem to_var_item(const Address& address);
 
 // ---------------------------------------------------------------------------------------------
+// Values (DESIGN.md §6): what a tag holds, the bytes the PLC holds for it, and text from people
+//
+// A Value is bool (Bool), a signed 64-bit integer (Byte, Word, DWord, Int, DInt, Timer in
+// milliseconds, Counter), a double (Real, LReal) or UTF-8 text (String[n], Char). The PLC's
+// forms, all big-endian: Int/DInt two's complement, Real/LReal IEEE 754, String[n] as
+// max-length byte, current-length byte and n characters, Char one byte; characters are
+// single bytes (Latin-1: U+0000..U+00FF); Timer is S5TIME (time base in bits 12-13: 10 ms,
+// 100 ms, 1 s, 10 s; three BCD digits), Counter three BCD digits.
+using Value = std::variant<bool, std::int64_t, double, std::string>;
+
+// The value of the PLC's bytes for a tag (byte_size() bytes; for Bool one byte 0 or 1, as
+// channel::cut_reply gives a bit), or why the bytes are not a value of the type (a string
+// whose current length exceeds its maximum, BCD digits above 9, a wrong byte count).
+std::variant<Value, std::string> decode_value(const TypeSpec& type, channel::ByteView bytes);
+
+// The PLC's bytes for a value (Bool: one byte 0 or 1, written as a bit), or why the value does
+// not fit the type: out of range ("70000 does not fit Word (0..65535)"), a string longer than
+// n or with a character outside Latin-1, a Char that is not one character, a Timer that S5TIME
+// cannot hold exactly, a value of another kind (text for an Int). Integers for Real and LReal
+// are accepted; Real must be within float's range.
+std::variant<channel::Bytes, std::string> encode_value(const TypeSpec& type, const Value& value);
+
+// A value from text an operator or a script typed: Bool true/false/1/0/on/off; integers in
+// decimal or as 16#FF / 0xFF; Real and LReal in decimal or exponent notation; String and Char
+// as the text itself; Timer as milliseconds or with a unit (1500ms, 1.5s, 2min). Then checked
+// as encode_value does, so that what parses also fits. A Real comes back rounded to float, as
+// the PLC will hold it.
+std::variant<Value, std::string> parse_value(const TypeSpec& type, std::string_view text);
+
+// A value as text: true/false, integers in decimal, doubles with the shortest round-trip form,
+// text as is.
+std::string value_to_string(const Value& value);
+
+// ---------------------------------------------------------------------------------------------
 // The alternative address of a connection (DESIGN.md §7, system tag @<c>@AlternativeAddress)
 //
 // Grammar: `Key=Value;` pairs, the last ';' optional, keys in any case and order, spaces
