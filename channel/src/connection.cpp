@@ -365,8 +365,11 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
                 "cannot resolve '" + self->config.address + "': " + ec.message());
           }
           self->phase = Phase::tcp;
-          asio::async_connect(self->transport->socket, results,
-                              [self, gen](boost::system::error_code ec2, const tcp::endpoint&) {
+          // The handler holds the transport: the composed connect operation still touches its
+          // socket when it completes, also after stop() dropped the attempt.
+          auto t = self->transport;
+          asio::async_connect(t->socket, results,
+                              [self, gen, t](boost::system::error_code ec2, const tcp::endpoint&) {
                                 if (gen != self->generation) return;
                                 self->on_connected(ec2);
                               });
