@@ -254,6 +254,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
   std::deque<Job> queued;
   std::map<std::uint16_t, Job> in_flight;
   std::uint16_t last_ref = 0;
+  std::size_t peak_in_flight = 0;  // of this session, mirrored into facts when it grows
   milliseconds backoff;
   std::mt19937_64 rng;
 
@@ -834,6 +835,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
     pdu = std::min(setup->pdu_size, config.pdu_size);
     amq = std::max<std::uint16_t>(1, std::min(setup->amq_calling, config.amq));
     phase = Phase::up;
+    peak_in_flight = 0;
     attempt_timer.cancel();
     backoff = config.retry_min;
     const auto handshake =
@@ -851,6 +853,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
       i.tpdu_size = tpdu_size;
       i.handshake_time = handshake;
       i.key_updates = 0;
+      i.peak_jobs_in_flight = 0;
       ++i.sessions;
     });
     schedule_tick();
@@ -903,6 +906,10 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
       job.sent = Clock::now();
       const std::uint16_t ref = job.pdu.header.pdu_ref;
       in_flight.emplace(ref, std::move(job));
+      if (in_flight.size() > peak_in_flight) {
+        peak_in_flight = in_flight.size();
+        with_facts([&](ConnectionInfo& i) { i.peak_jobs_in_flight = peak_in_flight; });
+      }
       send_s7_bytes(bytes);
     }
   }

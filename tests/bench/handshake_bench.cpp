@@ -242,6 +242,50 @@ std::vector<double> measure_revocation(ch::SecurityMode mode) {
   return ms;
 }
 
+// A PLC that stalls (TCP open, nothing answered) -> the idle connection declares it dead.
+// dead_peer_timeout is 1 s; the heartbeat starts after a third of it without traffic.
+std::vector<double> measure_dead_peer(ch::SecurityMode mode) {
+  std::vector<double> ms;
+  TestStore ts;
+  ServerTlsFiles files(ts.dir(), "plc");
+  write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
+  ts.store().reload();
+  ps::PlcConfig pc;
+  pc.mode = mode;
+  pc.tls.certificate = files.certificate_file;
+  pc.tls.key = files.key_file;
+  ps::Simulator sim({pc}, "127.0.0.1", 0);
+  EventLoop loop;
+  ch::ConnectionConfig cc;
+  cc.port = sim.plc(0).port();
+  cc.mode = mode;
+  cc.dead_peer_timeout = 1000ms;
+  cc.retry_min = 50ms;
+  ch::Connection c(loop.executor(), ts.store(), cc);
+  EventRecorder events(c);
+  c.start();
+  std::size_t recovered_from = 0;  // events from here on include the next "up"
+  for (int round = 0; round < kTrustRounds; ++round) {
+    if (!events.wait_state(ch::ConnectionState::up, 5s, recovered_from)) {
+      fail("dead peer: not up");
+    }
+    const std::size_t from = events.size();
+    recovered_from = from;
+    ps::Faults f;
+    f.stall = true;
+    const auto t0 = Clock::now();
+    sim.plc(0).set_faults(f);
+    if (!events.wait(
+            [](const ch::ConnectionEvent& e) { return e.reason == ch::FailureReason::timeout; },
+            10s, from)) {
+      fail("dead peer: the stalled PLC was not declared dead");
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    sim.plc(0).set_faults(ps::Faults{});
+  }
+  return ms;
+}
+
 }  // namespace
 
 int main() {
@@ -266,6 +310,7 @@ int main() {
     };
     print("quarantined -> trusted/ -> up", measure_manual_trust(mode));
     print("CRL in trusted/crl/ -> closed", measure_revocation(mode));
+    print("PLC stalls -> dead (bound 1000 ms)", measure_dead_peer(mode));
   }
   return 0;
 }

@@ -513,6 +513,17 @@ INSTANTIATE_TEST_SUITE_P(Modes, ConnectionRenewal, kSecureModes, mode_name);
 // dead_peer_timeout, idle (heartbeat) and with a job in flight; the connection recovers by
 // itself once the PLC answers again.
 
+// The silence a dead-peer detail reports: "nothing received from the PLC for 912 ms while ...".
+std::optional<milliseconds> reported_silence(const std::string& detail) {
+  const std::string marker = "nothing received from the PLC for ";
+  const auto at = detail.find(marker);
+  if (at == std::string::npos) return std::nullopt;
+  std::size_t used = 0;
+  const long ms = std::stol(detail.substr(at + marker.size()), &used);
+  if (detail.compare(at + marker.size() + used, 3, " ms") != 0) return std::nullopt;
+  return milliseconds(ms);
+}
+
 TEST_P(ConnectionDeadPeer, StalledPlcIsDeclaredDeadIdleAndWithAJobInFlightThenRecovers) {
   Bench b(GetParam());
   const ch::Bytes known = pattern(4, 9);
@@ -536,8 +547,13 @@ TEST_P(ConnectionDeadPeer, StalledPlcIsDeclaredDeadIdleAndWithAJobInFlightThenRe
     EXPECT_EQ(event.state, ch::ConnectionState::waiting) << history(rec);
     EXPECT_EQ(event.reason, ch::FailureReason::timeout) << history(rec);
     EXPECT_NE(event.detail.find("dead peer"), std::string::npos) << event.detail;
-    EXPECT_LT(elapsed, limit) << "declared dead after "
-                              << std::chrono::duration_cast<milliseconds>(elapsed).count() << " ms";
+    // Never early: the silence the connection measured before giving up is at least 90% of the
+    // bound (its rule; how soon after the bound it notices is handshake_bench's figure).
+    const auto silent = reported_silence(event.detail);
+    ASSERT_TRUE(silent) << event.detail;
+    EXPECT_GE(*silent * 10, cc.dead_peer_timeout * 9)
+        << event.detail << " (the test saw it after "
+        << std::chrono::duration_cast<milliseconds>(elapsed).count() << " ms)";
   };
   auto expect_recovery = [&](std::size_t from) {
     b.set_faults([](ps::Faults& f) { f.stall = false; });
@@ -566,8 +582,11 @@ TEST_P(ConnectionDeadPeer, StalledPlcIsDeclaredDeadIdleAndWithAJobInFlightThenRe
     ASSERT_TRUE(error) << "the read got a reply from a stalled PLC";
     EXPECT_EQ(error->reason, ch::FailureReason::timeout) << describe(r);
     EXPECT_NE(error->detail.find("dead peer"), std::string::npos) << error->detail;
-    EXPECT_LT(elapsed, limit) << "the read failed after "
-                              << std::chrono::duration_cast<milliseconds>(elapsed).count() << " ms";
+    const auto silent = reported_silence(error->detail);
+    ASSERT_TRUE(silent) << error->detail;
+    EXPECT_GE(*silent * 10, cc.dead_peer_timeout * 9)
+        << error->detail << " (the test saw it after "
+        << std::chrono::duration_cast<milliseconds>(elapsed).count() << " ms)";
     expect_dead_peer_event(mark, stalled);
     expect_recovery(mark);
   }
@@ -620,9 +639,9 @@ TEST_P(ConnectionEngine, KeepsAmqJobsInFlightAndMatchesEachReplyToItsJob) {
     EXPECT_EQ(reply->items[0].return_code, 0xFF);
     EXPECT_EQ(to_hex(reply->items[0].data), to_hex(expected[i]));
   }
-  // One at a time would take 12 delays; AmQ 3 takes about 4. Three quarters of 12 leaves
-  // room for slow machines and still needs more than one job in flight.
-  EXPECT_LT(elapsed, kJobs * delay * 3 / 4)
+  // The engine kept as many jobs in flight as the PLC granted, never more (it counts them; how
+  // much time that saves is handshake_bench's business, not a test's).
+  EXPECT_EQ(c.info().peak_jobs_in_flight, 3u)
       << std::chrono::duration_cast<milliseconds>(elapsed).count() << " ms for " << kJobs
       << " jobs of " << delay.count() << " ms each";
   EXPECT_EQ(rec.size(), events_when_up) << history(rec);

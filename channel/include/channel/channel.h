@@ -711,8 +711,9 @@ struct ConnectionInfo {
   std::string tls_version, cipher, group;
   bool resumed = false, used_psk = false;
   std::optional<certstore::CertificateInfo> peer_certificate;
-  std::string own_certificate_sha256;  // this side's certificate in the session; "" if none
-  std::uint16_t pdu = 0, amq = 0;      // granted in setup communication
+  std::string own_certificate_sha256;   // this side's certificate in the session; "" if none
+  std::uint16_t pdu = 0, amq = 0;       // granted in setup communication
+  std::size_t peak_jobs_in_flight = 0;  // most jobs this session had in flight at once
   std::size_t tpdu_size = 0;
   std::chrono::microseconds handshake_time{0};  // TCP connected -> setup done
   std::uint64_t trust_snapshot = 0;             // snapshot version the session was trusted under
