@@ -577,7 +577,6 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void on_tls_established() {
-    const auto now = std::chrono::system_clock::now();
     std::optional<certstore::CertificateInfo> peer;
     if (tls->resumed() && resumable) {
       peer = resumable->peer;
@@ -594,7 +593,6 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
       return end_attempt(FailureReason::untrusted_certificate,
                          "the TLS session came up without a trust decision; refused");
     }
-    (void)now;
     const Bytes own = tls->own_certificate();
     with_facts([&](ConnectionInfo& i) {
       i.tls_version = tls->version();
@@ -1012,7 +1010,6 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
                    bool orderly = false) {
     if (phase == Phase::idle) return;
     ++generation;
-    const bool was_up = phase == Phase::up;
     phase = Phase::idle;
     attempt_timer.cancel();
     tick_timer.cancel();
@@ -1033,7 +1030,6 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
       t->close();
     }
     tls.reset();
-    if (was_up) resumable_after_session_end(reason);
     fail_jobs(reason, detail);
     if (running && config.reconnect) {
       const milliseconds delay = jittered(backoff);
@@ -1060,14 +1056,6 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
     }
     for (const Bytes& dt : frame_dt(cipher, tpdu_size)) {
       t.pending.insert(t.pending.end(), dt.begin(), dt.end());
-    }
-  }
-
-  // A session that ended for a trust reason is not resumed.
-  void resumable_after_session_end(FailureReason reason) {
-    if (reason != FailureReason::none && reason != FailureReason::stopped &&
-        reason != FailureReason::timeout && reason != FailureReason::protocol_error) {
-      resumable.reset();
     }
   }
 

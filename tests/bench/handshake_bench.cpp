@@ -80,18 +80,9 @@ struct HandshakeRow {
 
 HandshakeRow measure_handshakes(ch::SecurityMode mode, bool resume) {
   TestStore ts;
-  ServerTlsFiles files(ts.dir(), "plc");
-  write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
-  ts.store().reload();
-  ps::PlcConfig pc;
-  pc.mode = mode;
-  pc.tls.certificate = files.certificate_file;
-  pc.tls.key = files.key_file;
-  ps::Simulator sim({pc}, "127.0.0.1", 0);
+  TrustedPlc plc(ts, mode);
   EventLoop loop;
-  ch::ConnectionConfig cc;
-  cc.port = sim.plc(0).port();
-  cc.mode = mode;
+  ch::ConnectionConfig cc = plc.connection_config();
   cc.resume_sessions = resume;
   ch::Connection c(loop.executor(), ts.store(), cc);
   EventRecorder events(c);
@@ -247,18 +238,9 @@ std::vector<double> measure_revocation(ch::SecurityMode mode) {
 std::vector<double> measure_dead_peer(ch::SecurityMode mode) {
   std::vector<double> ms;
   TestStore ts;
-  ServerTlsFiles files(ts.dir(), "plc");
-  write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
-  ts.store().reload();
-  ps::PlcConfig pc;
-  pc.mode = mode;
-  pc.tls.certificate = files.certificate_file;
-  pc.tls.key = files.key_file;
-  ps::Simulator sim({pc}, "127.0.0.1", 0);
+  TrustedPlc plc(ts, mode);
   EventLoop loop;
-  ch::ConnectionConfig cc;
-  cc.port = sim.plc(0).port();
-  cc.mode = mode;
+  ch::ConnectionConfig cc = plc.connection_config();
   cc.dead_peer_timeout = 1000ms;
   cc.retry_min = 50ms;
   ch::Connection c(loop.executor(), ts.store(), cc);
@@ -274,14 +256,14 @@ std::vector<double> measure_dead_peer(ch::SecurityMode mode) {
     ps::Faults f;
     f.stall = true;
     const auto t0 = Clock::now();
-    sim.plc(0).set_faults(f);
+    plc.plc().set_faults(f);
     if (!events.wait(
             [](const ch::ConnectionEvent& e) { return e.reason == ch::FailureReason::timeout; },
             10s, from)) {
       fail("dead peer: the stalled PLC was not declared dead");
     }
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    sim.plc(0).set_faults(ps::Faults{});
+    plc.plc().set_faults(ps::Faults{});
   }
   return ms;
 }

@@ -36,6 +36,24 @@ TestStore::TestStore(certstore::StoreOptions options)
   store_->start_watching();
 }
 
+TrustedPlc::TrustedPlc(TestStore& store, ch::SecurityMode mode, plcsim::PlcConfig config)
+    : files_(store.dir(), "plc"), mode_(mode) {
+  write_file(store.layout().roots / "ca.pem", files_.ca.certificate_pem());
+  store.store().reload();
+  config.mode = mode;
+  config.tls.certificate = files_.certificate_file;
+  config.tls.key = files_.key_file;
+  simulator_ =
+      std::make_unique<plcsim::Simulator>(std::vector<plcsim::PlcConfig>{config}, "127.0.0.1", 0);
+}
+
+ch::ConnectionConfig TrustedPlc::connection_config() const {
+  ch::ConnectionConfig cc;
+  cc.port = simulator_->plc(0).port();
+  cc.mode = mode_;
+  return cc;
+}
+
 EventRecorder::EventRecorder(ch::Connection& connection) {
   subscription_ = connection.subscribe([this](const ch::ConnectionEvent& e) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -18,6 +18,7 @@
 
 #include "certstore/certstore.h"
 #include "channel/channel.h"
+#include "plcsim/plcsim.h"
 #include "test_tls_files.h"
 
 namespace scada::test {
@@ -50,6 +51,22 @@ class TestStore {
   TempDir dir_;
   certstore::StoreLayout layout_;
   std::unique_ptr<certstore::CertificateStore> store_;
+};
+
+// One plcsim PLC in a mode, presenting a certificate that a test CA issued (SAN 127.0.0.1),
+// with that CA imported into the store's pki/roots: the plain "trusted PLC" of most tests.
+class TrustedPlc {
+ public:
+  TrustedPlc(TestStore& store, channel::SecurityMode mode, plcsim::PlcConfig config = {});
+  plcsim::Plc& plc() { return simulator_->plc(0); }
+  // A connection config for this PLC: its port and mode, the rest default.
+  channel::ConnectionConfig connection_config() const;
+  const ServerTlsFiles& files() const { return files_; }
+
+ private:
+  ServerTlsFiles files_;
+  channel::SecurityMode mode_;
+  std::unique_ptr<plcsim::Simulator> simulator_;
 };
 
 // Records a connection's events; waits for one that matches.

@@ -15,19 +15,9 @@ TEST(ConnectionModes, EachModeComesUpAndServesJobs) {
        {ch::SecurityMode::none, ch::SecurityMode::tls, ch::SecurityMode::s7_secure}) {
     SCOPED_TRACE(ch::security_mode_name(mode));
     TestStore ts;
-    ServerTlsFiles files(ts.dir(), "plc1");
-    write_file(ts.layout().roots / "ca.pem", files.ca.certificate_pem());
-    ts.store().reload();
-    ps::PlcConfig pc;
-    pc.mode = mode;
-    pc.tls.certificate = files.certificate_file;
-    pc.tls.key = files.key_file;
-    ps::Simulator sim({pc}, "127.0.0.1", 0);
+    TrustedPlc plc(ts, mode);
     EventLoop loop;
-    ch::ConnectionConfig cc;
-    cc.port = sim.plc(0).port();
-    cc.mode = mode;
-    ch::Connection c(loop.executor(), ts.store(), cc);
+    ch::Connection c(loop.executor(), ts.store(), plc.connection_config());
     EventRecorder rec(c);
     c.start();
     auto up = rec.wait_state(ch::ConnectionState::up, 5s);
@@ -41,7 +31,7 @@ TEST(ConnectionModes, EachModeComesUpAndServesJobs) {
     if (mode != ch::SecurityMode::none) {
       EXPECT_EQ(info.tls_version, "TLSv1.3");
       ASSERT_TRUE(info.peer_certificate);
-      EXPECT_EQ(info.peer_certificate->sha256, files.server.sha256);
+      EXPECT_EQ(info.peer_certificate->sha256, plc.files().server.sha256);
     }
   }
 }
