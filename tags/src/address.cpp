@@ -262,6 +262,9 @@ std::optional<std::string> check_fits(const Address& address, const TypeSpec& ty
       needed = Width::Counter;
       example = "C3";
       break;
+    case DataType::Text:
+      return type.to_string() + " is for internal tags and has no PLC address; use String[n] " +
+             "at DB1.STRING0.n for text in the PLC";
   }
   const std::string name = type.to_string();
   const std::string here = "'" + address.to_string() + "'";

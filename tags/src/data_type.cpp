@@ -43,17 +43,29 @@ std::variant<TypeSpec, ParseError> TypeSpec::parse(std::string_view text) {
     if (!scan.expect_end("data type")) return scan.error();
     return TypeSpec{DataType::String, std::uint16_t(*length)};
   }
+  if (scan.accept("TEXT")) {
+    if (scan.done()) return TypeSpec{DataType::Text, kMaxTextLength};
+    if (!scan.expect('[', "text length")) return scan.error();
+    auto length = scan.number("text length", 1, kMaxTextLength);
+    if (!length) return scan.error();
+    if (!scan.expect(']')) return scan.error();
+    if (!scan.expect_end("data type")) return scan.error();
+    return TypeSpec{DataType::Text, std::uint16_t(*length)};
+  }
   const std::size_t start = scan.position();
   for (const TypeName& t : kTypeNames) {
     if (scan.accept_rest(t.upper)) return TypeSpec{t.type, 0};
   }
+  if (scan.accept_rest("UINT32")) return TypeSpec{DataType::DWord, 0};
+  if (scan.accept_rest("INT32")) return TypeSpec{DataType::DInt, 0};
   return scan.fail(start, "unknown data type " + scan.whole() +
                               " (expected Bool, Byte, Char, Word, Int, DWord, DInt, Real, LReal, "
-                              "String[n], Timer or Counter)");
+                              "String[n], Timer, Counter or Text[n])");
 }
 
 std::string TypeSpec::to_string() const {
   if (type == DataType::String) return "String[" + std::to_string(string_length) + "]";
+  if (type == DataType::Text) return "Text[" + std::to_string(string_length) + "]";
   for (const TypeName& t : kTypeNames) {
     if (t.type == type) return std::string(t.name);
   }
@@ -79,6 +91,8 @@ std::size_t TypeSpec::byte_size() const {
       return 8;
     case DataType::String:
       return std::size_t{string_length} + 2;
+    case DataType::Text:
+      return string_length;
   }
   return 0;
 }

@@ -64,6 +64,31 @@ std::variant<Bytes, std::string> utf8_to_latin1(std::string_view text) {
   return out;
 }
 
+// Characters in valid UTF-8 (no overlongs, no surrogates), or why the text is not UTF-8.
+std::variant<std::size_t, std::string> utf8_length(std::string_view text) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < text.size(); ++count) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = c < 0x80             ? 1
+                    : (c & 0xE0) == 0xC0 ? 2
+                    : (c & 0xF0) == 0xE0 ? 3
+                    : (c & 0xF8) == 0xF0 ? 4
+                                         : 0;
+    const auto bad = [&] { return "byte " + std::to_string(i + 1) + " is not valid UTF-8"; };
+    if (n == 0 || i + n > text.size()) return bad();
+    std::uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(text[i + k]);
+      if ((d & 0xC0) != 0x80) return bad();
+      cp = cp << 6 | (d & 0x3F);
+    }
+    static const std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return bad();
+    i += n;
+  }
+  return count;
+}
+
 struct IntRange {
   std::int64_t min, max;
 };
@@ -110,7 +135,7 @@ int bcd_digit(unsigned nibble) {
 
 Decoded decode_value(const TypeSpec& type, ByteView b) {
   const std::size_t need = type.byte_size();
-  if (b.size() != need) {
+  if (type.type != DataType::Text && b.size() != need) {
     return type.to_string() + " takes " + std::to_string(need) + " bytes, got " +
            std::to_string(b.size());
   }
@@ -157,6 +182,14 @@ Decoded decode_value(const TypeSpec& type, ByteView b) {
         return std::string("the counter value is not BCD");
       return Value(std::int64_t(d2 * 100 + d1 * 10 + d0));
     }
+    case DataType::Text:
+      break;  // any length up to n characters, below
+  }
+  if (type.type == DataType::Text) {
+    std::string text(b.begin(), b.end());
+    auto encoded = encode_value(type, Value(text));
+    if (auto* why = std::get_if<std::string>(&encoded)) return *why;
+    return Value(std::move(text));
   }
   return std::string("unknown data type");
 }
@@ -183,6 +216,17 @@ Encoded encode_value(const TypeSpec& type, const Value& value) {
         return "the value is outside the range of Real (about ±3.4e38)";
       }
       return to_big_endian(std::bit_cast<std::uint32_t>(float(d)), 4);
+    }
+    case DataType::Text: {
+      const std::string* text = std::get_if<std::string>(&value);
+      if (!text) return wrong_kind();
+      auto length = utf8_length(*text);
+      if (auto* why = std::get_if<std::string>(&length)) return "the text is not UTF-8: " + *why;
+      if (std::get<std::size_t>(length) > type.string_length) {
+        return "the text has " + std::to_string(std::get<std::size_t>(length)) +
+               " characters, more than " + name + " holds";
+      }
+      return Bytes(text->begin(), text->end());
     }
     case DataType::Char:
     case DataType::String: {
@@ -247,7 +291,7 @@ std::variant<Value, std::string> parse_value(const TypeSpec& type, std::string_v
     return v;
   };
   // Text types take the text as it is, spaces included.
-  if (type.type == DataType::String || type.type == DataType::Char) {
+  if (type.type == DataType::String || type.type == DataType::Char || type.type == DataType::Text) {
     return check(Value(std::string(text)));
   }
   std::string t(text);
@@ -332,6 +376,31 @@ std::string value_to_string(const Value& value) {
     }
     default:
       return std::get<std::string>(value);
+  }
+}
+
+std::string value_to_string(const TypeSpec& type, const Value& value) {
+  if (const double* d = std::get_if<double>(&value); d && type.type == DataType::Real) {
+    char buf[64];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, float(*d));
+    if (ec == std::errc()) return std::string(buf, end);
+  }
+  return value_to_string(value);
+}
+
+Value zero_value(const TypeSpec& type) {
+  switch (type.type) {
+    case DataType::Bool:
+      return false;
+    case DataType::Real:
+    case DataType::LReal:
+      return 0.0;
+    case DataType::Char:
+    case DataType::String:
+    case DataType::Text:
+      return std::string();
+    default:
+      return std::int64_t{0};
   }
 }
 

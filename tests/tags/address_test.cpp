@@ -396,6 +396,10 @@ const TypeCase kTypes[] = {
     {"Timer", {DataType::Timer}, "Timer", 2},
     {"Counter", {DataType::Counter}, "Counter", 2},
     {"  Real\t", {DataType::Real}, "Real", 4},
+    {"Text[40]", {DataType::Text, 40}, "Text[40]", 40},
+    {"text", {DataType::Text, 255}, "Text[255]", 255},
+    {"UInt32", {DataType::DWord}, "DWord", 4},
+    {"int32", {DataType::DInt}, "DInt", 4},
 };
 
 TEST(TypeSpecParse, AcceptsEveryTypeNameAndKnowsItsSize) {
@@ -419,16 +423,16 @@ const ErrorCase kTypeErrors[] = {
     {"  ", 0, "empty data type"},
     {"Float", 0,
      "unknown data type 'Float' (expected Bool, Byte, Char, Word, Int, DWord, DInt, Real, LReal, "
-     "String[n], Timer or Counter)"},
+     "String[n], Timer, Counter or Text[n])"},
     {"IntX", 0,
      "unknown data type 'IntX' (expected Bool, Byte, Char, Word, Int, DWord, DInt, Real, LReal, "
-     "String[n], Timer or Counter)"},
+     "String[n], Timer, Counter or Text[n])"},
     {"Int Real", 0,
      "unknown data type 'Int Real' (expected Bool, Byte, Char, Word, Int, DWord, DInt, Real, "
-     "LReal, String[n], Timer or Counter)"},
+     "LReal, String[n], Timer, Counter or Text[n])"},
     {"  UInt", 2,
      "unknown data type 'UInt' (expected Bool, Byte, Char, Word, Int, DWord, DInt, Real, LReal, "
-     "String[n], Timer or Counter)"},
+     "String[n], Timer, Counter or Text[n])"},
     {"String", 6, "missing '[' and string length after 'String'"},
     {"String(20)", 6, "expected '[' and string length after 'String', found '('"},
     {"String[]", 7, "expected string length after 'String[', found ']'"},
@@ -437,6 +441,9 @@ const ErrorCase kTypeErrors[] = {
     {"String[-1]", 7, "sign '-' not allowed before string length"},
     {"String[20", 9, "missing ']' after 'String[20'"},
     {"String[20]x", 10, "trailing characters after data type 'String[20]': 'x'"},
+    {"Text[0]", 5, "text length 0 out of range 1..255"},
+    {"Text[256]", 5, "text length 256 out of range 1..255"},
+    {"Text(4)", 4, "expected '[' and text length after 'Text', found '('"},
 };
 
 TEST(TypeSpecParse, RejectsBadNamesWithPositionAndReason) {
@@ -512,6 +519,10 @@ const FitCase kFits[] = {
     {"C3", {DataType::Timer}, "Timer needs a timer such as T5; 'C3' is a counter"},
     {"MW4", {DataType::Timer}, "Timer needs a timer such as T5; 'MW4' is a word address"},
     {"T5", {DataType::Word}, "Word needs a word address such as DB1.DBW0 or MW4; 'T5' is a timer"},
+    {"DB1.STRING0.40",
+     {DataType::Text, 40},
+     "Text[40] is for internal tags and has no PLC address; use String[n] at DB1.STRING0.n for "
+     "text in the PLC"},
 };
 
 TEST(CheckFits, AcceptsMatchingPairsAndExplainsTheRest) {

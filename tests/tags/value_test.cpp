@@ -192,6 +192,44 @@ TEST(Values, ValueText) {
   EXPECT_EQ(value_to_string(Value(std::int64_t(-5))), "-5");
   EXPECT_EQ(value_to_string(Value(0.1)), "0.1");
   EXPECT_EQ(value_to_string(Value(std::string("x y"))), "x y");
+  // A Real is a float: shown as the float, not as the double that holds it.
+  const TypeSpec real{DataType::Real};
+  EXPECT_EQ(value_to_string(real, Value(double(5.2f))), "5.2");
+  EXPECT_EQ(value_to_string(Value(double(5.2f))), "5.199999809265137");
+  EXPECT_EQ(value_to_string(TypeSpec{DataType::LReal}, Value(5.2)), "5.2");
+  EXPECT_EQ(value_to_string(real, Value(std::int64_t(3))), "3");
+}
+
+TEST(Values, ZeroValues) {
+  EXPECT_EQ(zero_value({DataType::Bool}), Value(false));
+  EXPECT_EQ(zero_value({DataType::DInt}), Value(std::int64_t(0)));
+  EXPECT_EQ(zero_value({DataType::Timer}), Value(std::int64_t(0)));
+  EXPECT_EQ(zero_value({DataType::Real}), Value(0.0));
+  EXPECT_EQ(zero_value({DataType::String, 10}), Value(std::string()));
+  EXPECT_EQ(zero_value({DataType::Text, 255}), Value(std::string()));
+}
+
+// Text[n] is for internal tags: UTF-8 of at most n characters (not bytes).
+TEST(Values, TextOfInternalTags) {
+  const TypeSpec text{DataType::Text, 5};
+  EXPECT_EQ(parsed("Text[5]", "Größe"), Value(std::string("Größe")));
+  EXPECT_EQ(parsed("Text[5]", "€€€€€"), Value(std::string("€€€€€")));
+  EXPECT_EQ(parse_refusal("Text[5]", "sechs!"),
+            "the text has 6 characters, more than Text[5] holds");
+  EXPECT_EQ(parse_refusal("Text[5]", "a\xC3"), "the text is not UTF-8: byte 2 is not valid UTF-8");
+  EXPECT_EQ(parse_refusal("Text[5]", "\xC0\x80"),
+            "the text is not UTF-8: byte 1 is not valid UTF-8");
+  EXPECT_EQ(parse_refusal("Text[5]", "\xED\xA0\x80"),
+            "the text is not UTF-8: byte 1 is not valid UTF-8");  // a surrogate
+  auto bytes = encode_value(text, Value(std::string("ab")));
+  ASSERT_TRUE(std::holds_alternative<Bytes>(bytes));
+  EXPECT_EQ(std::get<Bytes>(bytes), (Bytes{'a', 'b'}));
+  auto back = decode_value(text, std::get<Bytes>(bytes));
+  ASSERT_TRUE(std::holds_alternative<Value>(back));
+  EXPECT_EQ(std::get<Value>(back), Value(std::string("ab")));
+  const Bytes seven(7, 'x');
+  EXPECT_TRUE(std::holds_alternative<std::string>(decode_value(text, seven)));
+  EXPECT_TRUE(std::holds_alternative<std::string>(encode_value(text, Value(std::int64_t(1)))));
 }
 
 }  // namespace

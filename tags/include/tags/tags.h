@@ -41,20 +41,24 @@ enum class DataType {
   String,   // String[n]: n + 2 (max length byte, current length byte, n characters)
   Timer,    // 2
   Counter,  // 2
+  Text,     // Text[n]: internal tags only (no PLC form): UTF-8 text of at most n characters
 };
 
 inline constexpr std::uint16_t kMaxStringLength = 254;
+inline constexpr std::uint16_t kMaxTextLength = 255;
 
-// A tag's data type. string_length is the n of String[n] (1..254) and 0 for every other type.
+// A tag's data type. string_length is the n of String[n] (1..254) or Text[n] (1..255) and 0 for
+// every other type.
 struct TypeSpec {
   DataType type = DataType::Bool;
   std::uint16_t string_length = 0;
 
   // "Bool", "Byte", "Char", "Word", "Int", "DWord", "DInt", "Real", "LReal", "String[n]",
-  // "Timer", "Counter"; case-insensitive, surrounding spaces ignored.
+  // "Timer", "Counter", "Text[n]"; case-insensitive, surrounding spaces ignored. The names of
+  // DESIGN.md §7 are accepted too: "UInt32" (= DWord), "Int32" (= DInt), "Text" (= Text[255]).
   static std::variant<TypeSpec, ParseError> parse(std::string_view text);
-  std::string to_string() const;  // the spelling above
-  std::size_t byte_size() const;  // as listed at DataType; 1 for Bool
+  std::string to_string() const;  // the spelling above (DWord, DInt, Text[n])
+  std::size_t byte_size() const;  // as listed at DataType; 1 for Bool; n for Text[n]
   bool operator==(const TypeSpec&) const = default;
 };
 
@@ -88,6 +92,7 @@ struct Address {
 // Why a data type cannot live at an address (e.g. a Real at a word address), or nothing when
 // it fits: Bool needs a bit; Byte/Char a byte; Word/Int a word; DWord/DInt/Real a dword;
 // LReal the LREAL form; String[n] the STRING form with the same n; Timer T; Counter C.
+// Text[n] fits no address: it is for internal tags.
 std::optional<std::string> check_fits(const Address& address, const TypeSpec& type);
 
 // The data type a tag gets when only its address is known: bit → Bool, byte → Byte,
@@ -109,7 +114,8 @@ channel::VarItem to_var_item(const Address& address);
 // milliseconds, Counter), a double (Real, LReal) or UTF-8 text (String[n], Char). The PLC's
 // forms, all big-endian: Int/DInt two's complement, Real/LReal IEEE 754, String[n] as
 // max-length byte, current-length byte and n characters, Char one byte; characters are
-// single bytes (Latin-1: U+0000..U+00FF); Timer is S5TIME (time base in bits 12-13: 10 ms,
+// single bytes (Latin-1: U+0000..U+00FF); Text[n] (internal tags) is valid UTF-8 of at most
+// n characters, its "bytes" the UTF-8 bytes; Timer is S5TIME (time base in bits 12-13: 10 ms,
 // 100 ms, 1 s, 10 s; three BCD digits), Counter three BCD digits.
 using Value = std::variant<bool, std::int64_t, double, std::string>;
 
@@ -135,6 +141,11 @@ std::variant<Value, std::string> parse_value(const TypeSpec& type, std::string_v
 // A value as text: true/false, integers in decimal, doubles with the shortest round-trip form,
 // text as is.
 std::string value_to_string(const Value& value);
+// The same, with a Real shown as the float it is (5.2, not 5.199999809265137).
+std::string value_to_string(const TypeSpec& type, const Value& value);
+
+// The value a tag of this type holds before anything else is known: false, 0, 0.0 or "".
+Value zero_value(const TypeSpec& type);
 
 // ---------------------------------------------------------------------------------------------
 // The alternative address of a connection (DESIGN.md §7, system tag @<c>@AlternativeAddress)
