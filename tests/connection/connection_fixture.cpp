@@ -36,9 +36,10 @@ TestStore::TestStore(certstore::StoreOptions options)
   store_->start_watching();
 }
 
-TrustedPlc::TrustedPlc(TestStore& store, ch::SecurityMode mode, plcsim::PlcConfig config)
-    : files_(store.dir(), "plc"), mode_(mode) {
-  write_file(store.layout().roots / "ca.pem", files_.ca.certificate_pem());
+TrustedPlc::TrustedPlc(TestStore& store, ch::SecurityMode mode, plcsim::PlcConfig config,
+                       const std::string& name)
+    : files_(store.dir(), name), mode_(mode) {
+  write_file(store.layout().roots / (name + "-root.pem"), files_.ca.certificate_pem());
   store.store().reload();
   config.mode = mode;
   config.tls.certificate = files_.certificate_file;

@@ -55,9 +55,11 @@ class TestStore {
 
 // One plcsim PLC in a mode, presenting a certificate that a test CA issued (SAN 127.0.0.1),
 // with that CA imported into the store's pki/roots: the plain "trusted PLC" of most tests.
+// name keeps the files of several PLCs in one store apart (<name>.crt, roots/<name>-root.pem).
 class TrustedPlc {
  public:
-  TrustedPlc(TestStore& store, channel::SecurityMode mode, plcsim::PlcConfig config = {});
+  TrustedPlc(TestStore& store, channel::SecurityMode mode, plcsim::PlcConfig config = {},
+             const std::string& name = "plc");
   plcsim::Plc& plc() { return simulator_->plc(0); }
   // A connection config for this PLC: its port and mode, the rest default.
   channel::ConnectionConfig connection_config() const;

@@ -4,13 +4,20 @@
 // §10): they never read past it and report what was wrong, and where, as a ParseError.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/signals2/connection.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
+#include "certstore/certstore.h"
 #include "channel/channel.h"
 
 namespace scada::tags {
@@ -176,5 +183,157 @@ struct AlternativeAddress {
 };
 
 inline constexpr std::size_t kMaxAlternativeAddressLength = 255;
+
+// ---------------------------------------------------------------------------------------------
+// The tag model (DESIGN.md §6) and the system tags of every connection (§7)
+
+enum class Quality { good, bad, uncertain };
+const char* quality_name(Quality quality);  // "good", "bad", "uncertain"
+
+// Why a value is not good.
+enum class QualityReason {
+  none,
+  not_connected,  // bad: the connection is not up (forced down, connecting, waiting to retry)
+  config_error,   // bad: the tag cannot be read as configured (too large for the PDU, bytes
+                  // that are no value of its type)
+  plc_refused,    // bad: the PLC answered the item with an error (address out of range, ...)
+  last_known,     // uncertain: a start value or the last value, not (yet) confirmed by a read
+};
+const char* quality_reason_name(QualityReason reason);  // "", "not-connected", ...
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+// What a tag holds now.
+struct TagState {
+  Value value;  // the type's zero value until there is a start value, a read or a write
+  Quality quality = Quality::bad;
+  QualityReason reason = QualityReason::not_connected;
+  std::string detail;        // words for an operator when not good; "" when good
+  SystemTime source_time{};  // when the value was read from the PLC (internal tags: written);
+                             // the epoch while it never was
+  SystemTime server_time{};  // when this record last changed (value, quality or reason)
+};
+
+enum class Access { read, read_write };
+
+struct TagConfig {
+  std::string name;
+  TypeSpec type;
+  std::string connection;                 // "" for an internal tag
+  std::optional<Address> address;         // required with a connection, absent for internal tags
+  std::chrono::milliseconds cycle{1000};  // acquisition cycle (10 ms .. 24 h)
+  Access access = Access::read_write;
+  // Internal tags hold it from the start (quality good). PLC tags show it as uncertain
+  // (last-known) until the first read; it is never written to the PLC.
+  std::optional<Value> start_value;
+};
+
+// One fresh value or change of a tag, published after the record changed.
+struct TagUpdate {
+  std::string name;
+  TagState state;
+  bool changed = false;  // value, quality or reason differ from before; false: a fresh read of
+                         // the same value (source_time moved)
+};
+
+// A connection and the start values of its writable system tags (DESIGN.md §7).
+struct ConnectionSetup {
+  channel::ConnectionConfig config;          // the original address and all other settings
+  std::uint32_t force_connection_state = 1;  // 0: stays down from the start
+  std::uint32_t use_alternative_address = 0;
+  std::string alternative_address;  // empty: none
+};
+
+// The system tags of a connection, by the name after "@<connection>@".
+inline constexpr std::string_view kForceConnectionState = "ForceConnectionState";
+inline constexpr std::string_view kAlternativeAddress = "AlternativeAddress";
+inline constexpr std::string_view kUseAlternativeAddress = "UseAlternativeAddress";
+inline constexpr std::string_view kConnectionStateTag = "ConnectionState";
+inline constexpr std::string_view kCurrentAddress = "CurrentAddress";
+inline constexpr std::string_view kLastError = "LastError";
+inline constexpr std::string_view kPeerCertificate = "PeerCertificate";
+inline constexpr std::string_view kCertificateDaysLeft = "CertificateDaysLeft";
+std::string system_tag_name(std::string_view connection, std::string_view tag);  // "@PLC1@..."
+
+// Values of @<c>@ConnectionState.
+enum class LinkState : std::uint32_t { disabled = 0, connecting = 1, connected = 2, error = 3 };
+
+// The outcome of a write: nothing when the PLC (or the tag table) took the value, else why not.
+using WriteResult = std::optional<std::string>;
+using WriteCallback = std::function<void(WriteResult)>;
+
+// Counters of one connection's acquisition (for operators, tests and benchmarks).
+struct LinkStatistics {
+  std::uint64_t cycles = 0;    // acquisition cycles completed (every request answered)
+  std::uint64_t overruns = 0;  // cycles skipped because the previous one was still running
+  std::uint64_t requests = 0;  // Read Var requests sent
+  std::uint64_t values = 0;    // fresh tag values received
+  std::uint64_t switches = 0;  // make-before-break switches completed
+  std::chrono::microseconds last_cycle{0};  // first request sent -> last reply, last cycle
+};
+
+// The tags of a runtime: PLC tags acquired through their connections, internal tags, and the
+// system tags of every connection, with the connection-change procedure of DESIGN.md §7.
+//
+// Acquisition: the tags of one connection and cycle are planned into as few Read Var requests
+// as the granted PDU allows (channel::plan_reads) and all of them are handed to the connection,
+// which keeps up to the granted AmQ in flight. A cycle that is due while the previous one still
+// runs is skipped (counted as an overrun). An item error makes that tag bad (plc-refused, with
+// the PLC's return code in words); a connection that leaves "up" makes all its tags bad
+// (not-connected) at once; the first fresh read makes each good again.
+//
+// Writes go one by one as Write Var jobs (a Bool as a BIT item, so neighbouring bits stay as
+// they are), never merged and never queued for later: a write to a connection that is not up
+// fails at once.
+//
+// System tags (@<c>@...): ForceConnectionState 0 closes the connection and keeps it down, 1
+// brings it up; UseAlternativeAddress selects the AlternativeAddress (1) or the original (0);
+// an AlternativeAddress that does not parse, or that would make a secure connection plaintext
+// (Rack/Slot/TSAP with s7-secure, whose TLS is reached through its own TSAP), is refused and
+// LastError says why. Changing the selection while the connection is up switches
+// make-before-break: a second connection to the new address must complete TLS, setup and a
+// first read of every tag before it replaces the old one; until then the old one serves, and
+// a failure of the new one (unreachable, quarantined certificate, plaintext endpoint) leaves
+// it serving with LastError saying why. The new connection keeps trying (a certificate trusted
+// later completes the switch by itself) until the selection changes again or Force is 0.
+//
+// Threading: every method may be called from any thread. Work runs on a strand of the
+// executor; updates are published there, after the record changed, to handlers that must be
+// quick and must not throw.
+class TagServer {
+ public:
+  // store: trust decisions for every connection; it must outlive the server.
+  TagServer(boost::asio::any_io_executor executor, certstore::CertificateStore& store);
+  ~TagServer();  // stops every connection (close_notify); no update is published after it
+  TagServer(const TagServer&) = delete;
+  TagServer& operator=(const TagServer&) = delete;
+
+  // Configuration, before start(). Each returns why the item was refused (duplicate name,
+  // unknown connection, an address that does not fit the type, a bad start value, ...).
+  std::optional<std::string> add_connection(ConnectionSetup setup);
+  std::optional<std::string> add_tag(TagConfig tag);
+
+  void start();  // applies start values and starts acquisition; idempotent
+  void stop();   // closes every connection; tags go bad (not-connected)
+
+  std::vector<std::string> tag_names() const;  // sorted, system tags included
+  std::optional<TagConfig> tag_config(std::string_view name) const;
+  std::optional<TagState> read(std::string_view name) const;
+
+  // Converts the value to the tag's type (refusing what does not fit) and writes it.
+  void write(std::string_view name, Value value, WriteCallback done);
+  // The same from text an operator or a script typed (parse_value).
+  void write_text(std::string_view name, std::string_view text, WriteCallback done);
+
+  boost::signals2::connection subscribe(std::function<void(const TagUpdate&)> handler);
+
+  std::optional<LinkStatistics> statistics(std::string_view connection) const;
+  // The facts of the session now serving the connection (nothing before the first one).
+  std::optional<channel::ConnectionInfo> connection_info(std::string_view connection) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
 
 }  // namespace scada::tags

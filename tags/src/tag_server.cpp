@@ -1,0 +1,1194 @@
+// TagServer: the tag table, acquisition, writes, system tags and make-before-break switching
+// (tags.h, section "The tag model").
+//
+// One recursive mutex guards everything: the tag records, the links and their sessions. Work
+// runs on a strand; every handler takes the mutex, so the destructor (which takes it too) can
+// detach safely: after it, no handler touches a session and no update is published.
+#include <algorithm>
+#include <array>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/signals2/signal.hpp>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "tags/tags.h"
+
+namespace scada::tags {
+
+namespace asio = boost::asio;
+using channel::ConnectionState;
+using Steady = std::chrono::steady_clock;
+
+const char* quality_name(Quality quality) {
+  switch (quality) {
+    case Quality::good:
+      return "good";
+    case Quality::bad:
+      return "bad";
+    case Quality::uncertain:
+      return "uncertain";
+  }
+  return "?";
+}
+
+const char* quality_reason_name(QualityReason reason) {
+  switch (reason) {
+    case QualityReason::none:
+      return "";
+    case QualityReason::not_connected:
+      return "not-connected";
+    case QualityReason::config_error:
+      return "config-error";
+    case QualityReason::plc_refused:
+      return "plc-refused";
+    case QualityReason::last_known:
+      return "last-known";
+  }
+  return "?";
+}
+
+std::string system_tag_name(std::string_view connection, std::string_view tag) {
+  std::string name = "@";
+  name += connection;
+  name += '@';
+  name += tag;
+  return name;
+}
+
+namespace {
+
+constexpr std::size_t kNone = std::size_t(-1);
+constexpr std::chrono::milliseconds kMinCycle{10};
+constexpr std::chrono::milliseconds kMaxCycle{std::chrono::hours(24)};
+// Certificate days left change once a day; they are recomputed this often.
+constexpr std::chrono::minutes kHousekeeping{1};
+
+enum class Sys : std::size_t {
+  force,
+  alternative,
+  use,
+  state,
+  current,
+  last_error,
+  peer_certificate,
+  days_left,
+};
+constexpr std::size_t kSysCount = 8;
+
+struct SysSpec {
+  Sys which;
+  std::string_view name;
+  TypeSpec type;
+  Access access;
+};
+const std::array<SysSpec, kSysCount> kSysSpecs{{
+    {Sys::force, kForceConnectionState, {DataType::DWord}, Access::read_write},
+    {Sys::alternative, kAlternativeAddress, {DataType::Text, kMaxTextLength}, Access::read_write},
+    {Sys::use, kUseAlternativeAddress, {DataType::DWord}, Access::read_write},
+    {Sys::state, kConnectionStateTag, {DataType::DWord}, Access::read},
+    {Sys::current, kCurrentAddress, {DataType::Text, kMaxTextLength}, Access::read},
+    {Sys::last_error, kLastError, {DataType::Text, kMaxTextLength}, Access::read},
+    {Sys::peer_certificate, kPeerCertificate, {DataType::Text, kMaxTextLength}, Access::read},
+    {Sys::days_left, kCertificateDaysLeft, {DataType::DInt}, Access::read},
+}};
+
+struct Tag {
+  TagConfig config;
+  std::size_t link = kNone;  // the connection's index; kNone for internal tags
+  std::optional<Sys> system;
+  TagState state;
+};
+
+// Where a session goes: the original settings, or them with the alternative's overrides.
+struct Endpoint {
+  bool alternative = false;
+  channel::ConnectionConfig config;
+
+  std::string text() const {
+    const bool v6 = config.address.find(':') != std::string::npos;
+    std::string t = v6 ? "[" + config.address + "]" : config.address;
+    t += ":" + std::to_string(config.port);
+    if (config.remote_tsap) {
+      t += " TSAP " + config.remote_tsap->to_string();
+    } else if (config.mode != channel::SecurityMode::s7_secure &&
+               (config.rack != 0 || config.slot != 1)) {
+      t += " rack " + std::to_string(config.rack) + " slot " + std::to_string(config.slot);
+    }
+    return t + (alternative ? " (alternative)" : " (original)");
+  }
+  bool same_as(const Endpoint& other) const { return text() == other.text(); }
+};
+
+struct Session {
+  std::uint64_t id = 0;
+  Endpoint endpoint;
+  ConnectionState state = ConnectionState::stopped;
+  std::unique_ptr<channel::Connection> connection;
+};
+
+// One read of a group's tags: the plan and the tags behind its input indices.
+struct GroupPlan {
+  std::uint16_t pdu = 0, amq = 0;
+  std::vector<std::size_t> tags;  // plan input index -> tag index
+  channel::ReadPlan plan;
+  std::vector<std::pair<std::size_t, std::string>> unreadable;  // tag index, why
+};
+
+struct Group {
+  std::chrono::milliseconds cycle{0};
+  std::vector<std::size_t> tags;
+  std::unique_ptr<asio::steady_timer> timer;
+  Steady::time_point next;
+  std::optional<GroupPlan> plan;  // for the serving session's PDU and AmQ
+  std::size_t outstanding = 0;    // requests of the running cycle not answered yet
+  std::uint64_t round = 0;        // which cycle replies belong to
+  Steady::time_point started;
+};
+
+// The first read a new session must complete before it replaces the serving one.
+struct FirstRead {
+  std::uint64_t session = 0;  // 0: none running
+  std::size_t outstanding = 0;
+  std::string failure;
+  std::vector<std::pair<std::size_t, TagState>> results;
+};
+
+struct Link {
+  ConnectionSetup setup;
+  std::uint32_t force = 1, use = 0;
+  std::optional<AlternativeAddress> alternative;
+  std::unique_ptr<Session> active, pending;
+  std::vector<Group> groups;
+  std::array<std::size_t, kSysCount> system{};
+  FirstRead first_read;
+  LinkStatistics stats;
+  std::unique_ptr<asio::steady_timer> housekeeping;
+  std::optional<channel::ConnectionInfo> last_info;  // of the session serving last
+};
+
+// A reply's effect on one tag.
+struct Outcome {
+  std::size_t tag = 0;
+  std::optional<Value> value;
+  QualityReason reason = QualityReason::none;
+  std::string detail;
+};
+
+std::string reason_words(channel::FailureReason reason, const std::string& detail) {
+  std::string text = channel::failure_reason_name(reason);
+  if (!detail.empty()) text += ": " + detail;
+  return text;
+}
+
+// A failed attempt for LastError: the reason and where the certificate was quarantined first
+// (what the operator acts on), then the details, which may be cut to fit the tag.
+std::string failure_words(const channel::ConnectionEvent& event) {
+  std::string text = channel::failure_reason_name(event.reason);
+  if (event.quarantined) {
+    text += "; quarantined as untrusted/" + event.quarantined->filename().string();
+  }
+  if (!event.detail.empty()) text += ": " + event.detail;
+  return text;
+}
+
+// The outcomes of one planned request's reply, for the tags behind `tags` (plan input order).
+std::vector<Outcome> outcomes_of(const channel::PlannedRequest& request,
+                                 const std::vector<std::size_t>& tags,
+                                 const std::vector<Tag>& table, const channel::JobResult& result) {
+  std::vector<Outcome> out;
+  std::vector<std::size_t> inputs;
+  for (const auto& item : request.items) {
+    for (const auto& slice : item.slices) inputs.push_back(slice.tag);
+  }
+  const auto all = [&](QualityReason reason, const std::string& detail) {
+    for (std::size_t input : inputs) out.push_back({tags[input], std::nullopt, reason, detail});
+    return out;
+  };
+  if (const auto* error = std::get_if<channel::JobError>(&result)) {
+    return all(QualityReason::not_connected, reason_words(error->reason, error->detail));
+  }
+  const channel::Pdu& reply = std::get<channel::Pdu>(result);
+  if (reply.header.error() != 0) {
+    return all(QualityReason::plc_refused,
+               "the PLC refused the read: " + channel::s7_error_text(reply.header.error()));
+  }
+  const auto* body = std::get_if<channel::ReadVarResponse>(&reply.body);
+  if (!body) return all(QualityReason::plc_refused, "the PLC answered a read with another reply");
+  auto cut = channel::cut_reply(request, *body);
+  if (!cut) {
+    return all(QualityReason::plc_refused,
+               "the PLC's reply does not fit the request: " + cut.error().to_string());
+  }
+  for (const channel::TagBytes& piece : *cut) {
+    const std::size_t tag = tags[piece.tag];
+    if (piece.return_code != 0xFF) {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02X", piece.return_code);
+      out.push_back(
+          {tag, std::nullopt, QualityReason::plc_refused,
+           std::string(channel::return_code_text(piece.return_code)) + " (" + code + ")"});
+      continue;
+    }
+    auto decoded = decode_value(table[tag].config.type, piece.data);
+    if (auto* why = std::get_if<std::string>(&decoded)) {
+      out.push_back({tag, std::nullopt, QualityReason::config_error, *why});
+    } else {
+      out.push_back({tag, std::get<Value>(std::move(decoded)), QualityReason::none, {}});
+    }
+  }
+  return out;
+}
+
+GroupPlan make_plan(const std::vector<std::size_t>& group_tags, const std::vector<Tag>& table,
+                    std::uint16_t pdu, std::uint16_t amq) {
+  GroupPlan result;
+  result.pdu = pdu;
+  result.amq = amq;
+  std::vector<std::size_t> candidates = group_tags;
+  const channel::PlannerLimits limits{pdu, std::min<std::size_t>(255, channel::max_read_items(pdu)),
+                                      std::max<std::size_t>(1, amq)};
+  for (;;) {
+    std::vector<channel::ReadTag> reads;
+    reads.reserve(candidates.size());
+    for (std::size_t t : candidates) reads.push_back(to_read_tag(*table[t].config.address));
+    auto plan = channel::plan_reads(reads, limits);
+    if (auto* ok = std::get_if<channel::ReadPlan>(&plan)) {
+      result.tags = std::move(candidates);
+      result.plan = std::move(*ok);
+      return result;
+    }
+    const auto& error = std::get<channel::PlanError>(plan);
+    result.unreadable.emplace_back(candidates[error.tag], error.reason);
+    candidates.erase(candidates.begin() + std::ptrdiff_t(error.tag));
+  }
+}
+
+}  // namespace
+
+struct TagServer::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::any_io_executor executor, certstore::CertificateStore& store)
+      : executor(executor), strand(asio::make_strand(executor)), store(store) {}
+
+  asio::any_io_executor executor;
+  asio::strand<asio::any_io_executor> strand;
+  certstore::CertificateStore& store;
+
+  mutable std::recursive_mutex mutex;
+  bool started = false, detached = false;
+  std::vector<Tag> tags;
+  std::map<std::string, std::size_t, std::less<>> by_name;
+  std::vector<Link> links;
+  std::map<std::string, std::size_t, std::less<>> link_by_name;
+  std::uint64_t next_session = 1;
+  boost::signals2::signal<void(const TagUpdate&)> updates;
+
+  using Lock = std::lock_guard<std::recursive_mutex>;
+
+  template <class F>
+  void run(F f) {
+    asio::post(strand, [self = shared_from_this(), f = std::move(f)]() mutable {
+      Lock lock(self->mutex);
+      if (!self->detached) f();
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Records
+
+  void set_state(std::size_t index, TagState next, bool fresh) {
+    Tag& tag = tags[index];
+    const bool changed = !(next.value == tag.state.value) || next.quality != tag.state.quality ||
+                         next.reason != tag.state.reason || next.detail != tag.state.detail;
+    if (!changed && !fresh) return;
+    next.server_time = std::chrono::system_clock::now();
+    tag.state = std::move(next);
+    if (!detached) updates(TagUpdate{tag.config.name, tag.state, changed});
+  }
+
+  void set_good(std::size_t index, Value value, SystemTime when) {
+    TagState next = tags[index].state;
+    next.value = std::move(value);
+    next.quality = Quality::good;
+    next.reason = QualityReason::none;
+    next.detail.clear();
+    next.source_time = when;
+    set_state(index, std::move(next), true);
+  }
+
+  void set_bad(std::size_t index, QualityReason reason, std::string detail) {
+    TagState next = tags[index].state;
+    next.quality = Quality::bad;
+    next.reason = reason;
+    next.detail = std::move(detail);
+    set_state(index, std::move(next), false);
+  }
+
+  void apply(const Outcome& o, SystemTime when) {
+    if (o.value) {
+      set_good(o.tag, *o.value, when);
+    } else {
+      set_bad(o.tag, o.reason, o.detail);
+    }
+  }
+
+  // A system tag's value (always good, except the days left without a certificate).
+  void set_system(Link& link, Sys which, Value value) {
+    const std::size_t index = link.system[std::size_t(which)];
+    if (tags[index].state.quality == Quality::good && tags[index].state.value == value) return;
+    set_good(index, std::move(value), std::chrono::system_clock::now());
+  }
+
+  void set_last_error(Link& link, std::string text) {
+    set_system(link, Sys::last_error, fit_text(std::move(text)));
+  }
+
+  // Text for a Text[255] system tag: longer text keeps its first 252 characters and "...".
+  static std::string fit_text(std::string text) {
+    std::size_t chars = 0, cut = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;  // continuation byte
+      if (chars == kMaxTextLength - 3) cut = i;
+      if (++chars > kMaxTextLength) return text.substr(0, cut) + "...";
+    }
+    return text;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Configuration
+
+  std::optional<std::string> add_connection(ConnectionSetup setup) {
+    const std::string name = setup.config.name;
+    if (started) return "connections are added before start()";
+    if (name.empty()) return std::string("a connection needs a name");
+    for (char c : name) {
+      if (c == '@' || static_cast<unsigned char>(c) < 0x20) {
+        return "connection name '" + name + "' must not contain '@' or control characters";
+      }
+    }
+    if (link_by_name.count(name)) return "connection '" + name + "' exists already";
+    if (setup.force_connection_state > 1) {
+      return "start value of " + system_tag_name(name, kForceConnectionState) +
+             " must be 0 or 1, not " + std::to_string(setup.force_connection_state);
+    }
+    if (setup.use_alternative_address > 1) {
+      return "start value of " + system_tag_name(name, kUseAlternativeAddress) +
+             " must be 0 or 1, not " + std::to_string(setup.use_alternative_address);
+    }
+    Link link;
+    link.force = setup.force_connection_state;
+    link.use = setup.use_alternative_address;
+    if (!setup.alternative_address.empty()) {
+      auto parsed = check_alternative(setup.config, setup.alternative_address);
+      if (auto* why = std::get_if<std::string>(&parsed)) {
+        return "start value of " + system_tag_name(name, kAlternativeAddress) + ": " + *why;
+      }
+      link.alternative = std::get<AlternativeAddress>(std::move(parsed));
+    }
+    if (link.use == 1 && !link.alternative) {
+      return "start value 1 of " + system_tag_name(name, kUseAlternativeAddress) +
+             " needs a start value of " + system_tag_name(name, kAlternativeAddress);
+    }
+    for (const SysSpec& spec : kSysSpecs) {
+      if (by_name.count(system_tag_name(name, spec.name))) {
+        return "tag " + system_tag_name(name, spec.name) + " exists already";
+      }
+    }
+    const std::size_t link_index = links.size();
+    for (const SysSpec& spec : kSysSpecs) {
+      Tag tag;
+      tag.config.name = system_tag_name(name, spec.name);
+      tag.config.type = spec.type;
+      tag.config.access = spec.access;
+      tag.link = link_index;
+      tag.system = spec.which;
+      tag.state.value = zero_value(spec.type);
+      tag.state.quality = Quality::good;
+      tag.state.reason = QualityReason::none;
+      tag.state.server_time = std::chrono::system_clock::now();
+      link.system[std::size_t(spec.which)] = tags.size();
+      by_name.emplace(tag.config.name, tags.size());
+      tags.push_back(std::move(tag));
+    }
+    link.setup = std::move(setup);
+    auto& t = tags;
+    t[link.system[std::size_t(Sys::force)]].state.value = std::int64_t(link.force);
+    t[link.system[std::size_t(Sys::use)]].state.value = std::int64_t(link.use);
+    t[link.system[std::size_t(Sys::alternative)]].state.value =
+        link.alternative ? link.alternative->to_string() : std::string();
+    t[link.system[std::size_t(Sys::current)]].state.value = fit_text(selected(link).text());
+    t[link.system[std::size_t(Sys::days_left)]].state = no_certificate_state();
+    link_by_name.emplace(name, link_index);
+    links.push_back(std::move(link));
+    return std::nullopt;
+  }
+
+  static TagState no_certificate_state() {
+    TagState s;
+    s.value = std::int64_t{0};
+    s.quality = Quality::bad;
+    s.reason = QualityReason::not_connected;
+    s.detail = "no PLC certificate in use";
+    s.server_time = std::chrono::system_clock::now();
+    return s;
+  }
+
+  std::optional<std::string> add_tag(TagConfig config) {
+    if (started) return "tags are added before start()";
+    const std::string who = "tag '" + config.name + "': ";
+    if (config.name.empty()) return std::string("a tag needs a name");
+    if (config.name.front() == '@') return who + "names starting with '@' are system tags";
+    for (char c : config.name) {
+      if (static_cast<unsigned char>(c) < 0x20) return who + "control characters in the name";
+    }
+    if (by_name.count(config.name)) return who + "exists already";
+    if (config.type.type == DataType::String &&
+        (config.type.string_length < 1 || config.type.string_length > kMaxStringLength)) {
+      return who + "String length " + std::to_string(config.type.string_length) +
+             " out of range 1..254";
+    }
+    if (config.type.type == DataType::Text &&
+        (config.type.string_length < 1 || config.type.string_length > kMaxTextLength)) {
+      return who + "Text length " + std::to_string(config.type.string_length) +
+             " out of range 1..255";
+    }
+    Tag tag;
+    if (config.connection.empty()) {
+      if (config.address) return who + "an internal tag has no address (or name its connection)";
+    } else {
+      auto l = link_by_name.find(config.connection);
+      if (l == link_by_name.end()) return who + "unknown connection '" + config.connection + "'";
+      if (!config.address)
+        return who + "a tag of connection '" + config.connection + "' needs an address";
+      if (auto why = check_fits(*config.address, config.type)) return who + *why;
+      if (config.cycle < kMinCycle || config.cycle > kMaxCycle) {
+        return who + "acquisition cycle " + std::to_string(config.cycle.count()) +
+               " ms out of range 10 ms..24 h";
+      }
+      tag.link = l->second;
+    }
+    if (config.start_value) {
+      auto encoded = encode_value(config.type, *config.start_value);
+      if (auto* why = std::get_if<std::string>(&encoded)) return who + "start value: " + *why;
+      if (config.type.type == DataType::Real) {
+        if (double* d = std::get_if<double>(&*config.start_value)) *d = double(float(*d));
+        if (std::int64_t* i = std::get_if<std::int64_t>(&*config.start_value)) {
+          config.start_value = double(float(*i));
+        }
+      }
+      if ((config.type.type == DataType::Real || config.type.type == DataType::LReal) &&
+          std::holds_alternative<std::int64_t>(*config.start_value)) {
+        config.start_value = double(std::get<std::int64_t>(*config.start_value));
+      }
+    }
+    tag.state.value = config.start_value ? *config.start_value : zero_value(config.type);
+    tag.state.server_time = std::chrono::system_clock::now();
+    if (tag.link == kNone) {
+      tag.state.quality = Quality::good;
+      tag.state.reason = QualityReason::none;
+      tag.state.source_time = tag.state.server_time;
+    } else if (config.start_value) {
+      tag.state.quality = Quality::uncertain;
+      tag.state.reason = QualityReason::last_known;
+      tag.state.detail = "start value, not read from the PLC yet";
+    } else {
+      tag.state.detail = "not read from the PLC yet";
+    }
+    tag.config = std::move(config);
+    const std::size_t index = tags.size();
+    if (tag.link != kNone) {
+      Link& link = links[tag.link];
+      auto g = std::find_if(link.groups.begin(), link.groups.end(),
+                            [&](const Group& group) { return group.cycle == tag.config.cycle; });
+      if (g == link.groups.end()) {
+        link.groups.emplace_back();
+        g = std::prev(link.groups.end());
+        g->cycle = tag.config.cycle;
+      }
+      g->tags.push_back(index);
+    }
+    by_name.emplace(tag.config.name, index);
+    tags.push_back(std::move(tag));
+    return std::nullopt;
+  }
+
+  // The AlternativeAddress as text -> its value, or why it is refused for this connection.
+  static std::variant<AlternativeAddress, std::string> check_alternative(
+      const channel::ConnectionConfig& config, std::string_view text) {
+    auto parsed = AlternativeAddress::parse(text);
+    if (auto* error = std::get_if<ParseError>(&parsed)) {
+      return "AlternativeAddress refused: " + error->to_string();
+    }
+    AlternativeAddress alt = std::get<AlternativeAddress>(std::move(parsed));
+    if (config.mode == channel::SecurityMode::s7_secure && (alt.tsap || alt.rack || alt.slot)) {
+      return std::string(
+          "AlternativeAddress refused: Rack, Slot and TSAP select a plaintext S7 connection; "
+          "this connection is s7-secure and never falls back to plaintext");
+    }
+    return alt;
+  }
+
+  Endpoint original(const Link& link) const { return Endpoint{false, link.setup.config}; }
+
+  Endpoint alternative_endpoint(const Link& link) const {
+    Endpoint e{true, link.setup.config};
+    const AlternativeAddress& alt = *link.alternative;
+    e.config.address = alt.ip_address;
+    if (alt.port) e.config.port = *alt.port;
+    if (alt.rack && alt.slot) {
+      e.config.rack = *alt.rack;
+      e.config.slot = *alt.slot;
+      e.config.remote_tsap.reset();
+    }
+    if (alt.tsap) e.config.remote_tsap = channel::Tsap::from_u16(*alt.tsap);
+    return e;
+  }
+
+  Endpoint selected(const Link& link) const {
+    return link.use == 1 && link.alternative ? alternative_endpoint(link) : original(link);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Start and stop
+
+  void start() {
+    if (started) return;
+    started = true;
+    for (std::size_t l = 0; l < links.size(); ++l) {
+      Link& link = links[l];
+      for (std::size_t g = 0; g < link.groups.size(); ++g) {
+        Group& group = link.groups[g];
+        group.timer = std::make_unique<asio::steady_timer>(strand);
+        group.next = Steady::now() + group.cycle;
+        arm(l, g);
+      }
+      link.housekeeping = std::make_unique<asio::steady_timer>(strand);
+      arm_housekeeping(l);
+      if (link.force == 1) {
+        link.active = open_session(l, selected(link));
+      } else {
+        mark_link_down(link, "forced down by " +
+                                 system_tag_name(link.setup.config.name, kForceConnectionState) +
+                                 " = 0");
+      }
+      refresh_system(link);
+    }
+  }
+
+  void stop() {
+    for (Link& link : links) {
+      link.active.reset();
+      link.pending.reset();
+      link.first_read = {};
+      for (Group& group : link.groups) {
+        if (group.timer) group.timer->cancel();
+        group.outstanding = 0;
+        ++group.round;
+      }
+      if (link.housekeeping) link.housekeeping->cancel();
+      mark_link_down(link, "the tag server is stopped");
+      set_system(link, Sys::state, std::int64_t(LinkState::disabled));
+    }
+  }
+
+  void detach() {
+    detached = true;
+    updates.disconnect_all_slots();
+    stop();
+  }
+
+  std::unique_ptr<Session> open_session(std::size_t l, Endpoint endpoint) {
+    auto session = std::make_unique<Session>();
+    session->id = next_session++;
+    session->endpoint = std::move(endpoint);
+    session->connection =
+        std::make_unique<channel::Connection>(executor, store, session->endpoint.config);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    const std::uint64_t id = session->id;
+    session->connection->subscribe([weak, l, id](const channel::ConnectionEvent& event) {
+      if (auto self = weak.lock()) {
+        self->run([self = self.get(), l, id, event] { self->on_event(l, id, event); });
+      }
+    });
+    session->state = ConnectionState::connecting;
+    session->connection->start();
+    return session;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connection events
+
+  void on_event(std::size_t l, std::uint64_t id, const channel::ConnectionEvent& event) {
+    Link& link = links[l];
+    if (link.active && link.active->id == id) {
+      on_active_event(l, event);
+    } else if (link.pending && link.pending->id == id) {
+      on_pending_event(l, event);
+    }
+  }
+
+  void on_active_event(std::size_t l, const channel::ConnectionEvent& event) {
+    Link& link = links[l];
+    Session& session = *link.active;
+    const bool was_up = session.state == ConnectionState::up;
+    session.state = event.state;
+    if (event.state == ConnectionState::up) {
+      link.last_info = session.connection->info();
+      for (Group& group : link.groups) {
+        group.plan.reset();
+        group.outstanding = 0;
+        ++group.round;
+      }
+      for (std::size_t g = 0; g < link.groups.size(); ++g) begin_cycle(l, g);
+    } else {
+      if (event.state == ConnectionState::waiting || event.state == ConnectionState::stopped) {
+        const std::string words =
+            "connection to " + session.endpoint.text() + " failed: " + failure_words(event);
+        if (event.reason != channel::FailureReason::none &&
+            event.reason != channel::FailureReason::stopped) {
+          set_last_error(link, words);
+        }
+      }
+      if (was_up || event.state != ConnectionState::connecting) {
+        std::string detail = link.setup.config.name + " is not connected";
+        if (event.reason != channel::FailureReason::none) {
+          detail += " (" + reason_words(event.reason, event.detail) + ")";
+        }
+        mark_link_down(link, detail);
+      }
+      for (Group& group : link.groups) {
+        group.outstanding = 0;
+        ++group.round;
+      }
+    }
+    refresh_system(link);
+  }
+
+  void on_pending_event(std::size_t l, const channel::ConnectionEvent& event) {
+    Link& link = links[l];
+    Session& pending = *link.pending;
+    pending.state = event.state;
+    if (event.state == ConnectionState::up) {
+      start_first_read(l);
+      return;
+    }
+    link.first_read = {};
+    if (event.reason != channel::FailureReason::none &&
+        event.reason != channel::FailureReason::stopped) {
+      set_last_error(link, "switch to " + pending.endpoint.text() + " not done, still on " +
+                               link.active->endpoint.text() + ": " + failure_words(event));
+    }
+  }
+
+  // Every PLC tag of the link bad (not connected).
+  void mark_link_down(Link& link, const std::string& detail) {
+    const std::size_t l = std::size_t(&link - links.data());
+    for (std::size_t t = 0; t < tags.size(); ++t) {
+      if (tags[t].link == l && !tags[t].system) set_bad(t, QualityReason::not_connected, detail);
+    }
+  }
+
+  // The read-only system tags from the facts now.
+  void refresh_system(Link& link) {
+    LinkState state = LinkState::disabled;
+    if (link.force == 1 && link.active) {
+      switch (link.active->state) {
+        case ConnectionState::up:
+          state = LinkState::connected;
+          break;
+        case ConnectionState::waiting:
+          state = LinkState::error;
+          break;
+        case ConnectionState::connecting:
+        case ConnectionState::stopped:
+          state = LinkState::connecting;
+          break;
+      }
+    }
+    set_system(link, Sys::state, std::int64_t(state));
+    const bool up = state == LinkState::connected;
+    set_system(link, Sys::current,
+               fit_text(up ? link.active->endpoint.text() : selected(link).text()));
+    std::optional<certstore::CertificateInfo> peer;
+    if (up && link.last_info) peer = link.last_info->peer_certificate;
+    set_system(link, Sys::peer_certificate,
+               fit_text(peer ? "SHA-256 " + peer->sha256 + " " + peer->subject : std::string()));
+    const std::size_t days = link.system[std::size_t(Sys::days_left)];
+    if (peer) {
+      set_system(link, Sys::days_left,
+                 std::int64_t(peer->days_until_expiry(std::chrono::system_clock::now())));
+    } else if (tags[days].state.quality == Quality::good) {
+      TagState s = no_certificate_state();
+      s.detail = up ? "the session uses no PLC certificate (plaintext or PSK)"
+                    : "no PLC certificate in use: not connected";
+      set_state(days, std::move(s), false);
+    }
+  }
+
+  void arm_housekeeping(std::size_t l) {
+    Link& link = links[l];
+    link.housekeeping->expires_after(kHousekeeping);
+    link.housekeeping->async_wait([weak = weak_from_this(), l](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        Lock lock(self->mutex);
+        if (self->detached) return;
+        self->refresh_system(self->links[l]);
+        self->arm_housekeeping(l);
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Acquisition
+
+  void arm(std::size_t l, std::size_t g) {
+    Group& group = links[l].groups[g];
+    group.timer->expires_at(group.next);
+    group.timer->async_wait([weak = weak_from_this(), l, g](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        Lock lock(self->mutex);
+        if (self->detached || !self->started) return;
+        self->on_tick(l, g);
+      }
+    });
+  }
+
+  void on_tick(std::size_t l, std::size_t g) {
+    Link& link = links[l];
+    Group& group = link.groups[g];
+    const auto now = Steady::now();
+    group.next += group.cycle;
+    if (group.next <= now) {
+      // Late (a busy machine, a long cycle): the next tick on the grid after now.
+      const auto behind = (now - group.next) / group.cycle + 1;
+      group.next += behind * group.cycle;
+    }
+    arm(l, g);
+    if (link.pending && link.pending->state == ConnectionState::up &&
+        link.first_read.session == 0) {
+      start_first_read(l);
+    }
+    begin_cycle(l, g);
+  }
+
+  void begin_cycle(std::size_t l, std::size_t g) {
+    Link& link = links[l];
+    Group& group = link.groups[g];
+    if (!link.active || link.active->state != ConnectionState::up) return;
+    if (group.outstanding > 0) {
+      ++link.stats.overruns;
+      return;
+    }
+    if (!group.plan) {
+      const auto info = link.active->connection->info();
+      group.plan = make_plan(group.tags, tags, info.pdu, info.amq);
+      for (const auto& [tag, why] : group.plan->unreadable) {
+        set_bad(tag, QualityReason::config_error, why);
+      }
+    }
+    if (group.plan->plan.requests.empty()) return;
+    ++group.round;
+    group.outstanding = group.plan->plan.requests.size();
+    group.started = Steady::now();
+    const std::uint64_t round = group.round, session = link.active->id;
+    for (std::size_t r = 0; r < group.plan->plan.requests.size(); ++r) {
+      ++link.stats.requests;
+      link.active->connection->submit(
+          channel::read_request_pdu(0, group.plan->plan.requests[r]),
+          [weak = weak_from_this(), l, g, r, round, session](channel::JobResult result) {
+            if (auto self = weak.lock()) {
+              self->run([self = self.get(), l, g, r, round, session, result = std::move(result)] {
+                self->on_cycle_reply(l, g, r, round, session, result);
+              });
+            }
+          });
+    }
+  }
+
+  void on_cycle_reply(std::size_t l, std::size_t g, std::size_t r, std::uint64_t round,
+                      std::uint64_t session, const channel::JobResult& result) {
+    Link& link = links[l];
+    Group& group = link.groups[g];
+    if (!link.active || link.active->id != session || group.round != round || !group.plan) return;
+    const auto when = std::chrono::system_clock::now();
+    for (const Outcome& o :
+         outcomes_of(group.plan->plan.requests[r], group.plan->tags, tags, result)) {
+      if (o.value) ++link.stats.values;
+      // A job that failed because the session ended: the connection event marks the tags.
+      if (!o.value && o.reason == QualityReason::not_connected) continue;
+      apply(o, when);
+    }
+    if (group.outstanding > 0 && --group.outstanding == 0) {
+      ++link.stats.cycles;
+      link.stats.last_cycle =
+          std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - group.started);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Make-before-break
+
+  // The pending session is up: read every tag of the link through it.
+  void start_first_read(std::size_t l) {
+    Link& link = links[l];
+    Session& pending = *link.pending;
+    const auto info = pending.connection->info();
+    auto plans = std::make_shared<std::vector<GroupPlan>>();
+    std::size_t requests = 0;
+    for (const Group& group : link.groups) {
+      plans->push_back(make_plan(group.tags, tags, info.pdu, info.amq));
+      requests += plans->back().plan.requests.size();
+    }
+    link.first_read = FirstRead{pending.id, requests, {}, {}};
+    for (const GroupPlan& plan : *plans) {
+      for (const auto& [tag, why] : plan.unreadable) {
+        TagState s = tags[tag].state;
+        s.quality = Quality::bad;
+        s.reason = QualityReason::config_error;
+        s.detail = why;
+        link.first_read.results.emplace_back(tag, std::move(s));
+      }
+    }
+    if (requests == 0) return complete_switch(l);
+    const std::uint64_t id = pending.id;
+    for (std::size_t p = 0; p < plans->size(); ++p) {
+      for (std::size_t r = 0; r < (*plans)[p].plan.requests.size(); ++r) {
+        pending.connection->submit(
+            channel::read_request_pdu(0, (*plans)[p].plan.requests[r]),
+            [weak = weak_from_this(), l, p, r, id, plans](channel::JobResult result) {
+              if (auto self = weak.lock()) {
+                self->run([self = self.get(), l, p, r, id, plans, result = std::move(result)] {
+                  self->on_first_read_reply(l, (*plans)[p], r, id, result);
+                });
+              }
+            });
+      }
+    }
+  }
+
+  void on_first_read_reply(std::size_t l, const GroupPlan& plan, std::size_t r, std::uint64_t id,
+                           const channel::JobResult& result) {
+    Link& link = links[l];
+    FirstRead& fr = link.first_read;
+    if (!link.pending || link.pending->id != id || fr.session != id) return;
+    const auto when = std::chrono::system_clock::now();
+    for (const Outcome& o : outcomes_of(plan.plan.requests[r], plan.tags, tags, result)) {
+      if (!o.value && o.reason == QualityReason::not_connected) {
+        fr.failure = o.detail;
+        continue;
+      }
+      TagState s = tags[o.tag].state;
+      if (o.value) {
+        s.value = *o.value;
+        s.quality = Quality::good;
+        s.reason = QualityReason::none;
+        s.detail.clear();
+        s.source_time = when;
+      } else {
+        s.quality = Quality::bad;
+        s.reason = o.reason;
+        s.detail = o.detail;
+      }
+      fr.results.emplace_back(o.tag, std::move(s));
+    }
+    if (--fr.outstanding > 0) return;
+    if (!fr.failure.empty()) {
+      set_last_error(link, "switch to " + link.pending->endpoint.text() +
+                               " not done: its first read failed: " + fr.failure);
+      fr = {};  // tried again at the next cycle while the new session stays up
+      return;
+    }
+    complete_switch(l);
+  }
+
+  // The pending session has read every tag: it serves from now on; the old one closes.
+  void complete_switch(std::size_t l) {
+    Link& link = links[l];
+    FirstRead fr = std::move(link.first_read);
+    link.first_read = {};
+    std::unique_ptr<Session> old = std::move(link.active);
+    link.active = std::move(link.pending);
+    link.last_info = link.active->connection->info();
+    for (Group& group : link.groups) {
+      group.plan.reset();
+      group.outstanding = 0;
+      ++group.round;
+    }
+    for (auto& [tag, state] : fr.results) {
+      const bool fresh = state.quality == Quality::good;
+      set_state(tag, std::move(state), fresh);
+    }
+    ++link.stats.switches;
+    old.reset();  // close_notify and COTP DR, in the connection's own time
+    refresh_system(link);
+  }
+
+  // The selection (Use, or the alternative in use) changed: act on it.
+  void reselect(std::size_t l) {
+    Link& link = links[l];
+    if (link.force != 1 || !started) return refresh_system(link);
+    const Endpoint target = selected(link);
+    if (link.active && link.active->endpoint.same_as(target)) {
+      link.pending.reset();  // switched back before the new one was ready
+      link.first_read = {};
+      return refresh_system(link);
+    }
+    if (link.active && link.active->state == ConnectionState::up) {
+      if (link.pending && link.pending->endpoint.same_as(target)) return;
+      link.first_read = {};
+      link.pending = open_session(l, target);  // make-before-break
+    } else {
+      link.pending.reset();
+      link.first_read = {};
+      link.active = open_session(l, target);  // nothing serves: go straight there
+    }
+    refresh_system(link);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Writes
+
+  void write(const std::string& name, Value value, const WriteCallback& done) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) return done("no tag named '" + name + "'");
+    const std::size_t index = it->second;
+    Tag& tag = tags[index];
+    if (tag.config.access != Access::read_write) return done(name + " is read-only");
+    // Integers for Real/LReal become doubles; a Real is what a float holds.
+    if (tag.config.type.type == DataType::Real || tag.config.type.type == DataType::LReal) {
+      if (const std::int64_t* i = std::get_if<std::int64_t>(&value)) value = double(*i);
+    }
+    auto encoded = encode_value(tag.config.type, value);
+    if (auto* why = std::get_if<std::string>(&encoded)) return done(name + ": " + *why);
+    if (tag.config.type.type == DataType::Real) value = double(float(std::get<double>(value)));
+    if (tag.system) return write_system(index, std::move(value), done);
+    if (tag.link == kNone) {
+      set_good(index, std::move(value), std::chrono::system_clock::now());
+      return done(std::nullopt);
+    }
+    Link& link = links[tag.link];
+    if (!link.active || link.active->state != ConnectionState::up) {
+      std::string why =
+          name + ": not written, connection " + link.setup.config.name + " is not connected";
+      if (link.force == 0) why += " (forced down)";
+      return done(why);
+    }
+    const Address& address = *tag.config.address;
+    channel::VarItem item = to_var_item(address);
+    channel::DataItem data;
+    data.return_code = 0;
+    data.data = std::get<channel::Bytes>(std::move(encoded));
+    if (address.width == Address::Width::Bit) {
+      data.size = channel::DataSize::bit;
+    } else if (address.width == Address::Width::Timer || address.width == Address::Width::Counter) {
+      data.size = channel::DataSize::octet_string;
+    } else {
+      data.size = channel::DataSize::byte_word_dword;
+    }
+    link.active->connection->write(
+        {item}, {std::move(data)},
+        [weak = weak_from_this(), name, done](channel::JobResult result) {
+          auto self = weak.lock();
+          if (!self) return done(name + ": not written, the tag server was stopped");
+          self->run([name, done, result = std::move(result)] { done(write_result(name, result)); });
+        });
+  }
+
+  static WriteResult write_result(const std::string& name, const channel::JobResult& result) {
+    if (const auto* error = std::get_if<channel::JobError>(&result)) {
+      return name + ": not written: " + reason_words(error->reason, error->detail);
+    }
+    const channel::Pdu& reply = std::get<channel::Pdu>(result);
+    if (reply.header.error() != 0) {
+      return name + ": the PLC refused the write: " + channel::s7_error_text(reply.header.error());
+    }
+    const auto* body = std::get_if<channel::WriteVarResponse>(&reply.body);
+    if (!body || body->return_codes.size() != 1) {
+      return name + ": the PLC answered the write with a reply that does not fit it";
+    }
+    const std::uint8_t rc = body->return_codes[0];
+    if (rc != 0xFF) {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02X", rc);
+      return name + ": the PLC refused the write: " + channel::return_code_text(rc) + " (" + code +
+             ")";
+    }
+    return std::nullopt;
+  }
+
+  void write_system(std::size_t index, Value value, const WriteCallback& done) {
+    Tag& tag = tags[index];
+    const std::size_t l = tag.link;
+    Link& link = links[l];
+    const std::string& name = tag.config.name;
+    const auto refuse = [&](std::string why) {
+      set_last_error(link, why);
+      done(why);
+    };
+    switch (*tag.system) {
+      case Sys::force: {
+        const std::int64_t v = std::get<std::int64_t>(value);
+        if (v != 0 && v != 1) {
+          return refuse(name + " takes 0 (terminate) or 1 (establish), not " + std::to_string(v));
+        }
+        set_system(link, Sys::force, v);
+        if (std::uint32_t(v) == link.force) {
+          refresh_system(link);
+          return done(std::nullopt);
+        }
+        link.force = std::uint32_t(v);
+        if (v == 0) {
+          link.pending.reset();
+          link.first_read = {};
+          link.active.reset();
+          link.last_info.reset();
+          for (Group& group : link.groups) {
+            group.outstanding = 0;
+            ++group.round;
+          }
+          mark_link_down(link, "forced down by " + name + " = 0");
+        } else if (started) {
+          link.active = open_session(l, selected(link));
+        }
+        refresh_system(link);
+        return done(std::nullopt);
+      }
+      case Sys::use: {
+        const std::int64_t v = std::get<std::int64_t>(value);
+        if (v != 0 && v != 1) {
+          return refuse(name + " takes 0 (original address) or 1 (alternative), not " +
+                        std::to_string(v));
+        }
+        if (v == 1 && !link.alternative) {
+          return refuse(name + " = 1 refused: " +
+                        system_tag_name(link.setup.config.name, kAlternativeAddress) +
+                        " is empty; write the alternative address first");
+        }
+        set_system(link, Sys::use, v);
+        if (std::uint32_t(v) != link.use) {
+          link.use = std::uint32_t(v);
+          reselect(l);
+        }
+        return done(std::nullopt);
+      }
+      case Sys::alternative: {
+        const std::string& text = std::get<std::string>(value);
+        const bool blank = text.find_first_not_of(" \t") == std::string::npos;
+        if (blank) {
+          if (link.use == 1) {
+            return refuse(name + " cannot be cleared while " +
+                          system_tag_name(link.setup.config.name, kUseAlternativeAddress) +
+                          " is 1");
+          }
+          link.alternative.reset();
+          set_system(link, Sys::alternative, std::string());
+          return done(std::nullopt);
+        }
+        auto parsed = check_alternative(link.setup.config, text);
+        if (auto* why = std::get_if<std::string>(&parsed)) return refuse(name + ": " + *why);
+        link.alternative = std::get<AlternativeAddress>(std::move(parsed));
+        set_system(link, Sys::alternative, link.alternative->to_string());
+        if (link.use == 1) reselect(l);
+        return done(std::nullopt);
+      }
+      default:
+        return done(name + " is read-only");
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+TagServer::TagServer(asio::any_io_executor executor, certstore::CertificateStore& store)
+    : impl_(std::make_shared<Impl>(std::move(executor), store)) {}
+
+TagServer::~TagServer() {
+  Impl::Lock lock(impl_->mutex);
+  impl_->detach();
+}
+
+std::optional<std::string> TagServer::add_connection(ConnectionSetup setup) {
+  Impl::Lock lock(impl_->mutex);
+  return impl_->add_connection(std::move(setup));
+}
+
+std::optional<std::string> TagServer::add_tag(TagConfig tag) {
+  Impl::Lock lock(impl_->mutex);
+  return impl_->add_tag(std::move(tag));
+}
+
+void TagServer::start() {
+  impl_->run([impl = impl_.get()] { impl->start(); });
+}
+
+void TagServer::stop() {
+  impl_->run([impl = impl_.get()] {
+    impl->stop();
+    impl->started = false;
+  });
+}
+
+std::vector<std::string> TagServer::tag_names() const {
+  Impl::Lock lock(impl_->mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, index] : impl_->by_name) names.push_back(name);
+  return names;
+}
+
+std::optional<TagConfig> TagServer::tag_config(std::string_view name) const {
+  Impl::Lock lock(impl_->mutex);
+  auto it = impl_->by_name.find(name);
+  if (it == impl_->by_name.end()) return std::nullopt;
+  return impl_->tags[it->second].config;
+}
+
+std::optional<TagState> TagServer::read(std::string_view name) const {
+  Impl::Lock lock(impl_->mutex);
+  auto it = impl_->by_name.find(name);
+  if (it == impl_->by_name.end()) return std::nullopt;
+  return impl_->tags[it->second].state;
+}
+
+void TagServer::write(std::string_view name, Value value, WriteCallback done) {
+  impl_->run([impl = impl_.get(), name = std::string(name), value = std::move(value),
+              done = std::move(done)]() mutable { impl->write(name, std::move(value), done); });
+}
+
+void TagServer::write_text(std::string_view name, std::string_view text, WriteCallback done) {
+  impl_->run([impl = impl_.get(), name = std::string(name), text = std::string(text),
+              done = std::move(done)] {
+    auto it = impl->by_name.find(name);
+    if (it == impl->by_name.end()) return done("no tag named '" + name + "'");
+    auto parsed = parse_value(impl->tags[it->second].config.type, text);
+    if (auto* why = std::get_if<std::string>(&parsed)) return done(name + ": " + *why);
+    impl->write(name, std::get<Value>(std::move(parsed)), done);
+  });
+}
+
+boost::signals2::connection TagServer::subscribe(std::function<void(const TagUpdate&)> handler) {
+  Impl::Lock lock(impl_->mutex);
+  return impl_->updates.connect(std::move(handler));
+}
+
+std::optional<LinkStatistics> TagServer::statistics(std::string_view connection) const {
+  Impl::Lock lock(impl_->mutex);
+  auto it = impl_->link_by_name.find(connection);
+  if (it == impl_->link_by_name.end()) return std::nullopt;
+  return impl_->links[it->second].stats;
+}
+
+std::optional<channel::ConnectionInfo> TagServer::connection_info(
+    std::string_view connection) const {
+  Impl::Lock lock(impl_->mutex);
+  auto it = impl_->link_by_name.find(connection);
+  if (it == impl_->link_by_name.end()) return std::nullopt;
+  const Link& link = impl_->links[it->second];
+  if (link.active) return link.active->connection->info();
+  return link.last_info;
+}
+
+}  // namespace scada::tags
