@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: a normal build, an ASan+UBSan build and a
 # ThreadSanitizer build, each running every CTest test, then a short run of every fuzz target,
-# the planner benchmark's request-count check and the handshake benchmark. Installs missing
+# the planner benchmark's request-count check, the handshake and tags benchmarks. Installs missing
 # packages first.
 #   tests/run.sh                 everything (what CI runs)
 #   FUZZ_SECONDS=N tests/run.sh  fuzz each target for N seconds (default 20)
@@ -65,6 +65,8 @@ if [[ " $builds " == *" normal "* ]]; then
   if build/bin/planner_bench; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   echo "== handshake benchmark (figures; fails only when a session does not come up)"
   if build/bin/handshake_bench; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  echo "== tags benchmark (figures; fails only when switching or acquisition does not work)"
+  if build/bin/tags_bench; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 
 echo "suite: $passed passed, $failed failed"

@@ -127,6 +127,9 @@ struct Session {
   Endpoint endpoint;
   ConnectionState state = ConnectionState::stopped;
   std::unique_ptr<channel::Connection> connection;
+  // Writes sent and not answered yet: their callbacks, by a number of this session's.
+  std::map<std::uint64_t, std::pair<std::string, WriteCallback>> writes;
+  std::uint64_t next_write = 1;
 };
 
 // One read of a group's tags: the plan and the tags behind its input indices.
@@ -161,6 +164,8 @@ struct Link {
   std::uint32_t force = 1, use = 0;
   std::optional<AlternativeAddress> alternative;
   std::unique_ptr<Session> active, pending;
+  // Sessions replaced by a switch that still wait for the PLC's answer to a write.
+  std::vector<std::unique_ptr<Session>> retired;
   std::vector<Group> groups;
   std::array<std::size_t, kSysCount> system{};
   FirstRead first_read;
@@ -579,8 +584,10 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   void stop() {
     for (Link& link : links) {
-      link.active.reset();
-      link.pending.reset();
+      drop(link.active, "the tag server stopped");
+      drop(link.pending, "the tag server stopped");
+      for (auto& retired : link.retired) drop(retired, "the tag server stopped");
+      link.retired.clear();
       link.first_read = {};
       for (Group& group : link.groups) {
         if (group.timer) group.timer->cancel();
@@ -597,6 +604,23 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     detached = true;
     updates.disconnect_all_slots();
     stop();
+  }
+
+  // Closes a session (close_notify, in the connection's own time). Writes it still waits for
+  // get their answer now: nobody can tell any more whether the PLC took them.
+  void drop(std::unique_ptr<Session>& session, const std::string& why) {
+    if (!session) return;
+    auto writes = std::move(session->writes);
+    session.reset();
+    for (auto& [number, write] : writes) {
+      write.second(write.first + ": not confirmed: " + why +
+                   " before the PLC answered; the value may or may not be written");
+    }
+  }
+
+  // A session a switch replaced: closed once the PLC has answered its writes.
+  void retire(Link& link, std::unique_ptr<Session> session) {
+    if (session && !session->writes.empty()) link.retired.push_back(std::move(session));
   }
 
   std::unique_ptr<Session> open_session(std::size_t l, Endpoint endpoint) {
@@ -826,6 +850,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       ++link.stats.cycles;
       link.stats.last_cycle =
           std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - group.started);
+      link.stats.busy += link.stats.last_cycle;
     }
   }
 
@@ -923,7 +948,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       set_state(tag, std::move(state), fresh);
     }
     ++link.stats.switches;
-    old.reset();  // close_notify and COTP DR, in the connection's own time
+    retire(link, std::move(old));  // close_notify and COTP DR once its writes are answered
     refresh_system(link);
   }
 
@@ -933,7 +958,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     if (link.force != 1 || !started) return refresh_system(link);
     const Endpoint target = selected(link);
     if (link.active && link.active->endpoint.same_as(target)) {
-      link.pending.reset();  // switched back before the new one was ready
+      drop(link.pending, "switched back");  // before the new one was ready
       link.first_read = {};
       return refresh_system(link);
     }
@@ -942,8 +967,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       link.first_read = {};
       link.pending = open_session(l, target);  // make-before-break
     } else {
-      link.pending.reset();
+      drop(link.pending, "the selection changed");
       link.first_read = {};
+      drop(link.active, "the selection changed");
       link.active = open_session(l, target);  // nothing serves: go straight there
     }
     refresh_system(link);
@@ -989,18 +1015,45 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     } else {
       data.size = channel::DataSize::byte_word_dword;
     }
-    link.active->connection->write(
+    Session& session = *link.active;
+    const std::uint64_t number = session.next_write++, id = session.id;
+    const std::size_t l = tag.link;
+    session.writes.emplace(number, std::make_pair(name, done));
+    session.connection->write(
         {item}, {std::move(data)},
-        [weak = weak_from_this(), name, done](channel::JobResult result) {
-          auto self = weak.lock();
-          if (!self) return done(name + ": not written, the tag server was stopped");
-          self->run([name, done, result = std::move(result)] { done(write_result(name, result)); });
+        [weak = weak_from_this(), l, id, number](channel::JobResult result) {
+          if (auto self = weak.lock()) {
+            self->run([self = self.get(), l, id, number, result = std::move(result)] {
+              self->on_write_reply(l, id, number, result);
+            });
+          }
         });
+  }
+
+  void on_write_reply(std::size_t l, std::uint64_t id, std::uint64_t number,
+                      const channel::JobResult& result) {
+    Link& link = links[l];
+    std::unique_ptr<Session>* owner = nullptr;
+    if (link.active && link.active->id == id) owner = &link.active;
+    if (link.pending && link.pending->id == id) owner = &link.pending;
+    for (auto& retired : link.retired) {
+      if (retired->id == id) owner = &retired;
+    }
+    if (!owner) return;  // dropped: its writes were answered then
+    Session& session = **owner;
+    auto it = session.writes.find(number);
+    if (it == session.writes.end()) return;
+    auto [name, done] = std::move(it->second);
+    session.writes.erase(it);
+    if (session.writes.empty()) {
+      std::erase_if(link.retired, [&](const auto& r) { return r->id == id; });
+    }
+    done(write_result(name, result));
   }
 
   static WriteResult write_result(const std::string& name, const channel::JobResult& result) {
     if (const auto* error = std::get_if<channel::JobError>(&result)) {
-      return name + ": not written: " + reason_words(error->reason, error->detail);
+      return name + ": write failed: " + reason_words(error->reason, error->detail);
     }
     const channel::Pdu& reply = std::get<channel::Pdu>(result);
     if (reply.header.error() != 0) {
@@ -1042,9 +1095,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
         }
         link.force = std::uint32_t(v);
         if (v == 0) {
-          link.pending.reset();
+          drop(link.pending, "forced down");
           link.first_read = {};
-          link.active.reset();
+          drop(link.active, "the connection was forced down");
           link.last_info.reset();
           for (Group& group : link.groups) {
             group.outstanding = 0;

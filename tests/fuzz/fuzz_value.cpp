@@ -43,13 +43,16 @@ void round_trip(const TypeSpec& type, const Value& v, const char* what) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  static const DataType kTypes[] = {DataType::Bool,   DataType::Byte,  DataType::Char,
-                                    DataType::Word,   DataType::Int,   DataType::DWord,
-                                    DataType::DInt,   DataType::Real,  DataType::LReal,
-                                    DataType::String, DataType::Timer, DataType::Counter};
+  static const DataType kTypes[] = {
+      DataType::Bool,  DataType::Byte,    DataType::Char, DataType::Word,  DataType::Int,
+      DataType::DWord, DataType::DInt,    DataType::Real, DataType::LReal, DataType::String,
+      DataType::Timer, DataType::Counter, DataType::Text};
+  constexpr std::size_t kCount = sizeof kTypes / sizeof kTypes[0];
   TypeSpec type;
-  type.type = kTypes[data[0] % 12];
-  if (type.type == DataType::String) type.string_length = std::uint16_t(1 + data[0] / 12 % 16);
+  type.type = kTypes[data[0] % kCount];
+  if (type.type == DataType::String || type.type == DataType::Text) {
+    type.string_length = std::uint16_t(1 + data[0] / kCount % 16);
+  }
   const std::uint8_t* rest = data + 1;
   const std::size_t n = size - 1;
 
@@ -63,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto parsed = scada::tags::parse_value(type, text);
   if (auto* value = std::get_if<Value>(&parsed)) {
     round_trip(type, *value, "parsed value");
-    const std::string shown = scada::tags::value_to_string(*value);
+    const std::string shown = scada::tags::value_to_string(type, *value);
     auto again = scada::tags::parse_value(type, shown);
     if (auto* why = std::get_if<std::string>(&again)) fail("shown text refused", type, *why);
     if (!same(std::get<Value>(again), *value)) fail("shown text differs", type, shown);

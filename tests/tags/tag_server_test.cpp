@@ -430,6 +430,39 @@ TEST_P(TwoPlcs, UnreachableAlternativeLeavesTheOldSessionServing) {
   EXPECT_EQ(int_of(*server, kState), 2);
 }
 
+// A write that is on its way when the connection changes is still answered: by the PLC when a
+// switch replaces the session (the old one closes after the answer), and at once when Force 0
+// closes it (nobody can know then whether the PLC took it).
+TEST_P(TwoPlcs, WritesInFlightAreAnsweredAcrossSwitchAndForce) {
+  auto server = make_server(setup(1, 0, alternative_to(plc2().port())));
+  server->start();
+  ASSERT_TRUE(eventually([&] { return good_with(*server, kSpeed, std::int64_t(1111)); }));
+
+  plc1().set_faults({.delay = 400ms});
+  auto promise = std::make_shared<std::promise<WriteResult>>();
+  auto in_flight = promise->get_future();
+  server->write(kSpeed, std::int64_t(1234), [promise](WriteResult r) { promise->set_value(r); });
+  ASSERT_EQ(write(*server, kUse, std::int64_t(1)), std::nullopt);
+  ASSERT_EQ(in_flight.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(in_flight.get(), std::nullopt) << "the PLC's answer, after the switch";
+  EXPECT_EQ(plc1().read(Area::data_block, 1, 0, 2), (channel::Bytes{0x04, 0xD2}));
+  EXPECT_TRUE(eventually([&] { return plc1().connections() == 0; })) << "then PLC1 closes";
+  ASSERT_TRUE(eventually([&] { return good_with(*server, kSpeed, std::int64_t(2222)); }));
+
+  plc2().set_faults({.delay = 400ms});
+  auto promise2 = std::make_shared<std::promise<WriteResult>>();
+  auto in_flight2 = promise2->get_future();
+  server->write(kSpeed, std::int64_t(4321), [promise2](WriteResult r) { promise2->set_value(r); });
+  std::this_thread::sleep_for(50ms);  // on the wire
+  ASSERT_EQ(write(*server, kForce, std::int64_t(0)), std::nullopt);
+  ASSERT_EQ(in_flight2.wait_for(kWait), std::future_status::ready);
+  const WriteResult r = in_flight2.get();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r,
+            "Speed: not confirmed: the connection was forced down before the PLC answered; the "
+            "value may or may not be written");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Test 4: a PLC2 with an unknown self-signed certificate.
 
@@ -874,6 +907,26 @@ TEST_F(DataTypes, LostConnectionMakesTagsBadAtOnceAndTheFirstReadGoodAgain) {
   EXPECT_EQ(bad, 1u);
   EXPECT_EQ(seq.back().state.value, Value(std::int64_t(78)));
   EXPECT_GT(seq.back().state.source_time, last_read);
+}
+
+// 300 tags 40 bytes apart at PDU 480: 300 items, several Read Var requests per cycle, all
+// handed to the connection, which keeps the granted AmQ (2) in flight.
+TEST_F(DataTypes, AcquisitionKeepsAmqRequestsInFlight) {
+  for (int i = 0; i < 300; ++i) {
+    add("T" + std::to_string(i), "Word", "DB1.DBW" + std::to_string(i * 3 % 1000 / 2 * 2));
+  }
+  plc().set_faults({.delay = 20ms});
+  server().start();
+  ASSERT_TRUE(eventually([&] { return server().statistics("PLC1")->cycles >= 2; }));
+  const auto info = server().connection_info("PLC1");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->amq, 2);
+  EXPECT_EQ(info->peak_jobs_in_flight, 2u);
+  const auto stats = *server().statistics("PLC1");
+  EXPECT_GE(stats.requests / stats.cycles, 2u) << "more than one request per cycle";
+  for (int i = 0; i < 300; i += 37) {
+    EXPECT_EQ(state_of(server(), "T" + std::to_string(i)).quality, Quality::good);
+  }
 }
 
 TEST_F(DataTypes, WritesAreRefusedClearly) {

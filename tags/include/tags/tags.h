@@ -270,6 +270,7 @@ struct LinkStatistics {
   std::uint64_t values = 0;    // fresh tag values received
   std::uint64_t switches = 0;  // make-before-break switches completed
   std::chrono::microseconds last_cycle{0};  // first request sent -> last reply, last cycle
+  std::chrono::microseconds busy{0};        // the same, summed over all completed cycles
 };
 
 // The tags of a runtime: PLC tags acquired through their connections, internal tags, and the
