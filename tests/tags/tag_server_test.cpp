@@ -154,6 +154,27 @@ const std::string kError = "@PLC1@LastError";
 const std::string kPeer = "@PLC1@PeerCertificate";
 const std::string kDays = "@PLC1@CertificateDaysLeft";
 
+// A server with one connection PLC1 (quick retries unless retry_max says otherwise) and the tag
+// Speed (DB1.DBW0, 10 Hz).
+std::unique_ptr<TagServer> speed_server(EventLoop& loop, TestStore& ts, ConnectionSetup setup,
+                                        std::chrono::milliseconds retry_max = 200ms) {
+  auto server = std::make_unique<TagServer>(loop.executor(), ts.store());
+  setup.config.name = "PLC1";
+  setup.config.retry_min = 50ms;
+  setup.config.retry_max = retry_max;
+  EXPECT_EQ(server->add_connection(std::move(setup)), std::nullopt);
+  EXPECT_EQ(server->add_tag(tag(kSpeed, "Word", "PLC1", "DB1.DBW0")), std::nullopt);
+  return server;
+}
+
+ConnectionSetup setup_with_alternative(const channel::ConnectionConfig& config,
+                                       std::uint16_t port) {
+  ConnectionSetup s;
+  s.config = config;
+  s.alternative_address = alternative_to(port);
+  return s;
+}
+
 // Two PLCs in one mode, each with a certificate of its own CA (both CAs imported), and
 // different memory: DB1.DBW0 is 1111 on PLC1 and 2222 on PLC2.
 class TwoPlcs : public ::testing::TestWithParam<SecurityMode> {
@@ -182,16 +203,7 @@ class TwoPlcs : public ::testing::TestWithParam<SecurityMode> {
 
   // PLC1's connection and the tag Speed (DB1.DBW0, 10 Hz).
   std::unique_ptr<TagServer> make_server(ConnectionSetup s) {
-    auto server = std::make_unique<TagServer>(loop_.executor(), ts_.store());
-    EXPECT_EQ(server->add_connection(std::move(s)), std::nullopt);
-    TagConfig speed;
-    speed.name = kSpeed;
-    speed.type = {DataType::Word};
-    speed.connection = "PLC1";
-    speed.address = std::get<Address>(Address::parse("DB1.DBW0"));
-    speed.cycle = 100ms;
-    EXPECT_EQ(server->add_tag(speed), std::nullopt);
-    return server;
+    return speed_server(loop_, ts_, std::move(s));
   }
 
   std::string port_text(plcsim::Plc& plc) { return ":" + std::to_string(plc.port()) + " "; }
@@ -492,14 +504,10 @@ TEST(TagServerTrust, SwitchToUnknownCertificateCompletesAfterManualTrust) {
   plcsim::Simulator sim2({c2}, "127.0.0.1", 0);
   put_word(sim2.plc(0), 0, 2222);
 
-  TagServer server(loop.executor(), ts.store());
-  ConnectionSetup setup;
-  setup.config = plc1.connection_config();
-  setup.config.retry_min = 50ms;
-  setup.config.retry_max = 5s;  // a long wait: only the trust change may end it early
-  setup.alternative_address = alternative_to(sim2.plc(0).port());
-  ASSERT_EQ(server.add_connection(setup), std::nullopt);
-  ASSERT_EQ(server.add_tag(tag(kSpeed, "Word", "PLC1", "DB1.DBW0")), std::nullopt);
+  // A long retry wait: only the trust change may end it early.
+  auto owner = speed_server(
+      loop, ts, setup_with_alternative(plc1.connection_config(), sim2.plc(0).port()), 5s);
+  TagServer& server = *owner;
   Updates updates(server);
   server.start();
   ASSERT_TRUE(eventually([&] { return good_with(server, kSpeed, std::int64_t(1111)); }));
@@ -540,14 +548,9 @@ TEST_P(SecureToPlaintext, PlaintextAlternativeIsRefused) {
   put_word(plc1.plc(), 0, 1111);
   put_word(plain.plc(), 0, 2222);
 
-  TagServer server(loop.executor(), ts.store());
-  ConnectionSetup setup;
-  setup.config = plc1.connection_config();
-  setup.config.retry_min = 50ms;
-  setup.config.retry_max = 200ms;
-  setup.alternative_address = alternative_to(plain.plc().port());
-  ASSERT_EQ(server.add_connection(setup), std::nullopt);
-  ASSERT_EQ(server.add_tag(tag(kSpeed, "Word", "PLC1", "DB1.DBW0")), std::nullopt);
+  auto owner =
+      speed_server(loop, ts, setup_with_alternative(plc1.connection_config(), plain.plc().port()));
+  TagServer& server = *owner;
   Updates updates(server);
   server.start();
   ASSERT_TRUE(eventually([&] { return good_with(server, kSpeed, std::int64_t(1111)); }));
