@@ -2,8 +2,9 @@
 # The demo: installs what is missing, builds, and runs the most complete end-to-end path the
 # product has today: secure connections to simulated PLCs (plcsim) through the device
 # certificate store, with a quarantined certificate trusted by moving its file; then decoding
-# real S7comm captures and planning the demo plant's reads. (scadad with tags and connection
-# changes through system tags replaces the probes once it exists.)
+# real S7comm captures and planning the demo plant's reads. The project comes from the demo
+# plant's bundle (scadactl import). (scadad with tags and connection changes through system
+# tags replaces the probes once it exists.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash samples/setup.sh
@@ -13,8 +14,9 @@ captures=../shared/testdata/pcaps
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-# A demo project with fresh certificates (made now, so nothing committed ever expires): a plant
-# CA that issued PLC1's certificate, and a self-signed certificate on PLC2.
+# A demo project with fresh certificates (made now, so nothing committed ever expires): the
+# demo plant's bundles (a plant CA that issued PLC1's certificate), and a self-signed
+# certificate on PLC2.
 demo=$(mktemp -d /tmp/scada-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -22,19 +24,22 @@ cleanup() {
   rm -rf "$demo"
 }
 trap cleanup EXIT
-mkdir -p "$demo/pki/roots" "$demo/device-certificate-store" "$demo/plc"
-ec() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "$@" 2>/dev/null; }
-ec -keyout "$demo/plc/ca.key" -out "$demo/pki/roots/plant-ca.pem" -subj "/CN=Demo Plant CA" \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=PLC1 \
-  -keyout "$demo/plc/plc1.key" -out "$demo/plc/plc1.csr" 2>/dev/null
-openssl x509 -req -in "$demo/plc/plc1.csr" -CA "$demo/pki/roots/plant-ca.pem" \
-  -CAkey "$demo/plc/ca.key" -CAcreateserial -days 30 -out "$demo/plc/plc1.crt" \
-  -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') 2>/dev/null
-ec -keyout "$demo/plc/plc2.key" -out "$demo/plc/plc2.crt" -subj /CN=PLC2 \
-  -addext subjectAltName=IP:127.0.0.1
+bash samples/make_bundles.sh "$demo/bundles" 41102
+mkdir -p "$demo/plc"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  -keyout "$demo/plc/plc2.key" -out "$demo/plc/plc2.crt" -subj /CN=PLC2 \
+  -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+
+step "A new project, and the demo plant's bundle from engineering: first a dry run"
+build/bin/scadactl project init "$demo/project"
+build/bin/scadactl import --project "$demo/project" --dry-run "$demo/bundles/bundle-inline"
+step "Import it (--yes answers the question about trusting its certificates)"
+build/bin/scadactl import --project "$demo/project" --yes "$demo/bundles/bundle-folder" | tail -n 1
+step "The same bundle again, in its other form: nothing to change"
+build/bin/scadactl import --project "$demo/project" "$demo/bundles/bundle-inline" | tail -n 1
+
 build/bin/plcsim --listen 127.0.0.1:41102 --mode s7-secure --name PLC1 \
-  --cert "$demo/plc/plc1.crt" --key "$demo/plc/plc1.key" >"$demo/plc1.log" 2>&1 &
+  --cert "$demo/bundles/plc/plc1.crt" --key "$demo/bundles/plc/plc1.key" >"$demo/plc1.log" 2>&1 &
 pids+=($!)
 build/bin/plcsim --listen 127.0.0.1:41103 --mode tls --name PLC2 \
   --cert "$demo/plc/plc2.crt" --key "$demo/plc/plc2.key" >"$demo/plc2.log" 2>&1 &
@@ -44,10 +49,10 @@ pids+=($!)
 for log in "$demo/plc1.log" "$demo/plc2.log" "$demo/plc3.log"; do
   for _ in $(seq 50); do grep -q "plcsim ready" "$log" && break; sleep 0.1; done
 done
-store="$demo/device-certificate-store"
+store="$demo/project/device-certificate-store"
 probe() { build/bin/scadactl probe --address 127.0.0.1 --store "$store" "$@" || true; }
 
-step "PLC1 (s7-secure): its certificate was issued by the plant CA in pki/roots"
+step "PLC1 (s7-secure): its certificate was issued by the plant CA the import put in pki/roots"
 probe --port 41102 --mode s7-secure
 step "PLC2 (tls) presents an unknown self-signed certificate: refused and quarantined"
 probe --port 41103 --mode tls

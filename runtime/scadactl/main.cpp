@@ -86,6 +86,21 @@ int main(int argc, char** argv) {
       psk_cmd->add_subcommand("check", "Check a PSK file: format, strength, permissions");
   psk_check_cmd->add_option("FILE", psk_check_file, "the PSK file")->required();
 
+  ImportOptions import;
+  auto* import_cmd = app.add_subcommand(
+      "import", "Import a project bundle (*.scadaexport.xml, or a folder holding one)");
+  import_cmd->add_option("--project", import.project, "the runtime project folder")->required();
+  import_cmd->add_option("BUNDLE", import.bundle, "the bundle file or folder")->required();
+  import_cmd->add_flag("--dry-run", import.dry_run, "validate and show the plan; change nothing");
+  import_cmd->add_flag("--yes", import.yes, "trust the bundle's new certificates without asking");
+  import_cmd->add_flag("--json", import.json, "print one JSON object with the plan and outcome");
+
+  auto* project_cmd = app.add_subcommand("project", "Runtime projects");
+  project_cmd->require_subcommand(1);
+  std::string project_dir;
+  auto* project_init_cmd = project_cmd->add_subcommand("init", "Create an empty project");
+  project_init_cmd->add_option("DIR", project_dir, "the project folder")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (decode_cmd->parsed()) return decode_command(decode, std::cout, std::cerr);
@@ -98,5 +113,7 @@ int main(int argc, char** argv) {
   }
   if (psk_generate_cmd->parsed()) return psk_generate_command(psk_generate, std::cout, std::cerr);
   if (psk_check_cmd->parsed()) return psk_check_command(psk_check_file, std::cout, std::cerr);
+  if (import_cmd->parsed()) return import_command(import, std::cin, std::cout, std::cerr);
+  if (project_init_cmd->parsed()) return project_init_command(project_dir, std::cout, std::cerr);
   return 2;
 }

@@ -85,4 +85,19 @@ struct PskGenerateOptions {
 int psk_generate_command(const PskGenerateOptions& options, std::ostream& out, std::ostream& err);
 int psk_check_command(const std::string& file, std::ostream& out, std::ostream& err);
 
+// scadactl import --project DIR [--dry-run] [--yes] [--json] BUNDLE: validates the bundle,
+// shows the plan (connections, tags, every certificate with subject, issuer, fingerprint and
+// validity), asks before trusting new certificates (--yes answers for scripts) and applies it
+// in one step. Exit 0 imported, valid with --dry-run, or nothing to change; 1 the bundle is
+// not valid (the problems are listed with line and element); 2 the project cannot be used;
+// 3 the confirmation was refused.
+struct ImportOptions {
+  std::string project, bundle;
+  bool dry_run = false, yes = false, json = false;
+};
+int import_command(const ImportOptions& options, std::istream& in, std::ostream& out,
+                   std::ostream& err);
+// scadactl project init DIR: an empty project. Exit 0, or 2 with the reason.
+int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err);
+
 }  // namespace scada::runtime
