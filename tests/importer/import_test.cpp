@@ -12,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include "child_process.h"
 #include "connection_fixture.h"
 #include "importer/importer.h"
 #include "test_pki.h"
@@ -274,48 +275,10 @@ TEST_F(Import, ReimportChangesNothingAndAChangedBundleExactlyTheDifferences) {
 // ---------------------------------------------------------------------------------------------
 // scadactl import as a process.
 
-struct Outcome {
-  int exit = -1;
-  int signal = 0;
-  std::string out;
-};
+using Outcome = test::ChildOutcome;
 
-// Runs scadactl with args; stdin from /dev/null; the environment plus `env` ("K=V"). Everything
-// the child needs is prepared before fork(): other threads of this process may hold locks.
 Outcome scadactl(const std::vector<std::string>& args, const std::string& env = "") {
-  const fs::path out =
-      fs::temp_directory_path() / ("scadactl-" + std::to_string(::getpid()) + ".out");
-  std::string bin = SCADA_BIN_DIR "/scadactl";
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv{bin.data()};
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::string extra = env;
-  std::vector<char*> envp;
-  for (char** e = environ; *e; ++e) envp.push_back(*e);
-  if (!extra.empty()) envp.push_back(extra.data());
-  envp.push_back(nullptr);
-  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::dup2(null, 0);
-    ::execve(bin.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(fd);
-  ::close(null);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  Outcome r;
-  if (WIFEXITED(status)) r.exit = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  std::ifstream in(out);
-  r.out.assign(std::istreambuf_iterator<char>(in), {});
-  fs::remove(out);
-  return r;
+  return test::run_child(SCADA_BIN_DIR "/scadactl", args, env);
 }
 
 TEST_F(Import, CommandLineDryRunConfirmationAndJson) {

@@ -100,4 +100,19 @@ int import_command(const ImportOptions& options, std::istream& in, std::ostream&
 // scadactl project init DIR: an empty project. Exit 0, or 2 with the reason.
 int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err);
 
+// scadad --project DIR [--log-level L]: opens the project (finishing an interrupted import),
+// builds its connections and tags (with the start values of the system tags), starts
+// acquisition and the store watcher, and logs one line per event to log (no secrets) and into
+// the project's event log: start, connection state changes, connection errors (handshake
+// failures with their reason), quarantine, trust changes, expiry, stop. SIGTERM or SIGINT closes
+// every session in order (TLS close_notify) and returns 0 within about half a second. Exit 2
+// when the options or the project cannot be used. Not built yet (issue 7): --api (the control
+// API), SIGHUP, metrics; --api is refused with a message saying so.
+struct DaemonOptions {
+  std::string project;
+  std::string api;                 // refused for now
+  std::string log_level = "info";  // debug, info, warning, error
+};
+int run_daemon(const DaemonOptions& options, std::ostream& log, std::ostream& err);
+
 }  // namespace scada::runtime
