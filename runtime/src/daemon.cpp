@@ -10,7 +10,13 @@
 #include <ostream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include <future>
+
+#include "api_server.h"
 #include "importer/importer.h"
+#include "json_line.h"
 #include "runtime/runtime.h"
 
 namespace scada::runtime {
@@ -75,6 +81,52 @@ const char* state_words(std::int64_t state) {
   }
 }
 
+using nlohmann::ordered_json;
+
+ordered_json value_json(const tags::TypeSpec& type, const tags::Value& value) {
+  switch (value.index()) {
+    case 0:
+      return std::get<bool>(value);
+    case 1:
+      return std::get<std::int64_t>(value);
+    case 2:
+      // A Real as the float it is: the shortest text that reads back as that float.
+      if (type.type == tags::DataType::Real) {
+        return std::stod(tags::value_to_string(type, value));
+      }
+      return std::get<double>(value);
+    default:
+      return std::get<std::string>(value);
+  }
+}
+
+ordered_json tag_json(const std::string& name, const tags::TagConfig& config,
+                      const tags::TagState& state) {
+  ordered_json j;
+  j["name"] = name;
+  j["value"] = value_json(config.type, state.value);
+  j["quality"] = tags::quality_name(state.quality);
+  if (state.quality != tags::Quality::good) {
+    j["reason"] = tags::quality_reason_name(state.reason);
+    j["detail"] = state.detail;
+  }
+  j["source_time"] = state.source_time == tags::SystemTime{}
+                         ? ordered_json(nullptr)
+                         : ordered_json(certstore::time_text(state.source_time));
+  j["server_time"] = certstore::time_text(state.server_time);
+  j["type"] = config.type.to_string();
+  j["access"] = config.access == tags::Access::read_write ? "rw" : "r";
+  return j;
+}
+
+ApiResponse json_response(int status, const ordered_json& body) {
+  return {status, "application/json", json_line(body) + "\n"};
+}
+
+ApiResponse error_response(int status, const std::string& message) {
+  return json_response(status, ordered_json{{"error", message}});
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream& err) {
@@ -82,10 +134,6 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
   if (!level) {
     err << "scadad: --log-level must be debug, info, warning or error, not '" << options.log_level
         << "'\n";
-    return 2;
-  }
-  if (!options.api.empty()) {
-    err << "scadad: --api is not built yet (issue 7: the control API); start without it\n";
     return 2;
   }
   Log log(log_out, *level);
@@ -189,6 +237,137 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
          std::to_string(connections) + " connections, " + std::to_string(tag_count) + " tags");
   server.start();
 
+  // The control API (HTTP + JSON on loopback).
+  std::vector<std::string> connection_names;
+  for (const auto& c : project->connections()) connection_names.push_back(c.name);
+  const auto handle = [&](const ApiRequest& r) -> ApiResponse {
+    if (r.method == "GET" && r.path == "/api/tags") {
+      std::vector<std::string> names = query_values(r.query, "name");
+      if (names.empty()) names = server.tag_names();
+      ordered_json list = ordered_json::array();
+      for (const std::string& name : names) {
+        auto config = server.tag_config(name);
+        auto state = server.read(name);
+        if (!config || !state) return error_response(404, "no tag named '" + name + "'");
+        list.push_back(tag_json(name, *config, *state));
+      }
+      return json_response(200, ordered_json{{"tags", list}});
+    }
+    if (r.method == "POST" && r.path == "/api/tags") {
+      const auto body = nlohmann::json::parse(r.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object()) {
+        return error_response(400,
+                              "the body must be a JSON object: {\"name\": ..., \"value\": ...} "
+                              "or {\"writes\": [{\"name\": ..., \"value\": ...}, ...]}");
+      }
+      std::vector<nlohmann::json> writes;
+      if (body.contains("writes") && body["writes"].is_array()) {
+        for (const auto& w : body["writes"]) writes.push_back(w);
+      } else {
+        writes.push_back(body);
+      }
+      ordered_json results = ordered_json::array();
+      for (const auto& w : writes) {
+        if (!w.is_object() || !w.contains("name") || !w["name"].is_string() ||
+            !w.contains("value")) {
+          results.push_back(
+              {{"ok", false}, {"error", "each write needs \"name\" (text) and \"value\""}});
+          continue;
+        }
+        const std::string name = w["name"];
+        const auto& v = w["value"];
+        auto promise = std::make_shared<std::promise<tags::WriteResult>>();
+        auto future = promise->get_future();
+        const auto done = [promise](tags::WriteResult result) { promise->set_value(result); };
+        if (v.is_boolean()) {
+          server.write(name, tags::Value(v.get<bool>()), done);
+        } else if (v.is_number_integer()) {
+          server.write(name, tags::Value(v.get<std::int64_t>()), done);
+        } else if (v.is_number()) {
+          server.write(name, tags::Value(v.get<double>()), done);
+        } else if (v.is_string()) {
+          server.write_text(name, v.get<std::string>(), done);
+        } else {
+          results.push_back({{"name", name},
+                             {"ok", false},
+                             {"error", "value must be a number, true/false or text"}});
+          continue;
+        }
+        tags::WriteResult result = std::string("no answer within 15 s");
+        if (future.wait_for(std::chrono::seconds(15)) == std::future_status::ready)
+          result = future.get();
+        const std::string shown = v.is_string() ? v.get<std::string>() : v.dump();
+        log(result ? Level::warning : Level::info, "api: " + r.origin + " wrote " + name + " = " +
+                                                       shown + ": " + (result ? *result : "ok"));
+        record("tag-write", name, shown + " by " + r.origin + ": " + (result ? *result : "ok"));
+        ordered_json entry{{"name", name}, {"ok", !result}};
+        if (result) entry["error"] = *result;
+        results.push_back(entry);
+      }
+      return json_response(200, ordered_json{{"results", results}});
+    }
+    if (r.method == "GET" && r.path == "/api/connections") {
+      ordered_json list = ordered_json::array();
+      for (const std::string& c : connection_names) {
+        ordered_json entry{{"name", c}};
+        for (std::string_view tag :
+             {tags::kForceConnectionState, tags::kAlternativeAddress, tags::kUseAlternativeAddress,
+              tags::kConnectionStateTag, tags::kCurrentAddress, tags::kLastError,
+              tags::kPeerCertificate, tags::kCertificateDaysLeft}) {
+          const std::string name = tags::system_tag_name(c, tag);
+          auto state = server.read(name);
+          auto config = server.tag_config(name);
+          if (!state || !config) continue;
+          entry[std::string(tag)] = state->quality == tags::Quality::good
+                                        ? value_json(config->type, state->value)
+                                        : ordered_json(nullptr);
+        }
+        list.push_back(entry);
+      }
+      return json_response(200, ordered_json{{"connections", list}});
+    }
+    if (r.method == "GET" && r.path == "/api/events") {
+      std::size_t last = 100;
+      if (auto v = query_values(r.query, "last"); !v.empty()) {
+        try {
+          last = std::min<std::size_t>(std::stoul(v[0]), 10000);
+        } catch (const std::exception&) {
+          return error_response(400, "last must be a number");
+        }
+      }
+      std::vector<importer::ProjectEvent> events;
+      {
+        std::lock_guard<std::mutex> lock(project_mutex);
+        events = project->events(last);
+      }
+      ordered_json list = ordered_json::array();
+      for (const auto& e : events) {
+        list.push_back({{"id", e.id},
+                        {"time", e.time},
+                        {"kind", e.kind},
+                        {"subject", e.subject},
+                        {"detail", e.detail}});
+      }
+      return json_response(200, ordered_json{{"events", list}});
+    }
+    return error_response(404, "no such API: " + r.method + " " + r.path +
+                                   " (GET /api/tags, POST /api/tags, GET /api/connections, GET "
+                                   "/api/events)");
+  };
+  std::unique_ptr<ApiServer> api;
+  if (!options.api.empty()) {
+    try {
+      api = std::make_unique<ApiServer>(options.api, handle);
+    } catch (const std::exception& e) {
+      err << "scadad: " << e.what() << "\n";
+      server.stop();
+      return 2;
+    }
+    const auto colon = options.api.rfind(':');
+    log(Level::info,
+        "api: listening on " + options.api.substr(0, colon) + ":" + std::to_string(api->port()));
+  }
+
   // SIGTERM / SIGINT: stop the tag server (close_notify on every session), give the sessions a
   // bounded moment to close in order, then leave the loop.
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -205,6 +384,7 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
   std::thread worker([&io] { io.run(); });
   io.run();
   worker.join();
+  api.reset();
   updates.disconnect();
   record("stop", options.project, stopped_by == SIGTERM ? "SIGTERM" : "SIGINT");
   log(Level::info, "scadad: stopped");

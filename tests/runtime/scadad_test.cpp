@@ -2,7 +2,15 @@
 // the bundle carries; connected, logged, and stopped by SIGTERM with close_notify.
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
 #include <csignal>
+#include <thread>
 
 #include "child_process.h"
 #include "connection_fixture.h"
@@ -15,6 +23,25 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 const std::string kScadad = SCADA_BIN_DIR "/scadad";
+
+// One HTTP request to the API (a real client over loopback); the JSON answer and the status.
+std::pair<int, nlohmann::json> call(std::uint16_t port, boost::beast::http::verb verb,
+                                    const std::string& target, const std::string& body = "") {
+  namespace http = boost::beast::http;
+  boost::asio::io_context io;
+  boost::beast::tcp_stream stream(io);
+  stream.expires_after(std::chrono::seconds(20));
+  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> request(verb, target, 11);
+  request.set(http::field::host, "127.0.0.1");
+  request.body() = body;
+  request.prepare_payload();
+  http::write(stream, request);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(stream, buffer, response);
+  return {int(response.result_int()), nlohmann::json::parse(response.body(), nullptr, false)};
+}
 
 class Scadad : public ::testing::Test {
  protected:
@@ -36,7 +63,8 @@ class Scadad : public ::testing::Test {
         "    <Certificates><Certificate role=\"ca\" encoding=\"pem\">" +
         files_.ca.certificate_pem() +
         "</Certificate></Certificates>\n"
-        "    <Symbols><Symbol name=\"Speed\" address=\"DB1.DBW0\" type=\"Word\"/></Symbols>\n"
+        "    <Symbols><Symbol name=\"Speed\" address=\"DB1.DBW0\" type=\"Word\" access=\"rw\" "
+        "cycle=\"100ms\"/></Symbols>\n"
         "  </Plc>\n</ScadaExport>\n";
     auto bundle = importer::parse_bundle(document, std::nullopt);
     for (const auto& p : bundle.problems) ADD_FAILURE() << p.to_string();
@@ -102,6 +130,72 @@ TEST_F(Scadad, AConnectionFailureIsLoggedWithItsReason) {
   EXPECT_TRUE(logged);
 }
 
+TEST_F(Scadad, ControlApiReadsWritesAndSwitches) {
+  sim_->plc(0).write(channel::Area::data_block, 1, 0, channel::Bytes{0x04, 0x57});  // 1111
+  test::Child scadad(kScadad, {"--project", project_dir().string(), "--api", "127.0.0.1:0"});
+  ASSERT_TRUE(scadad.wait_for_output("PLC1: connected", 15s)) << scadad.output();
+  ASSERT_TRUE(scadad.wait_for_output("api: listening on 127.0.0.1:", 5s)) << scadad.output();
+  const std::string out = scadad.output();
+  const auto at = out.find("api: listening on 127.0.0.1:") + 28;
+  const auto port = static_cast<std::uint16_t>(std::stoi(out.substr(at, out.find('\n', at) - at)));
+  namespace http = boost::beast::http;
+
+  nlohmann::json tags;
+  for (int i = 0; i < 200; ++i) {  // the first read comes with the first cycle
+    auto [status, body] = call(port, http::verb::get, "/api/tags?name=PLC1%2FSpeed");
+    ASSERT_EQ(status, 200);
+    tags = body;
+    if (body["tags"][0]["quality"] == "good") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(tags["tags"].size(), 1u) << tags.dump();
+  EXPECT_EQ(tags["tags"][0]["value"], 1111) << tags.dump();
+  EXPECT_EQ(tags["tags"][0]["quality"], "good");
+  EXPECT_EQ(tags["tags"][0]["type"], "Word");
+  EXPECT_TRUE(tags["tags"][0]["source_time"].is_string());
+
+  auto [status, written] = call(port, http::verb::post, "/api/tags",
+                                R"({"writes": [{"name": "PLC1/Speed", "value": 1234},
+                                               {"name": "PLC1/Speed", "value": "70000"},
+                                               {"name": "@PLC1@ConnectionState", "value": 0}]})");
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(written["results"].size(), 3u) << written.dump();
+  EXPECT_EQ(written["results"][0]["ok"], true) << written.dump();
+  EXPECT_EQ(written["results"][1]["error"], "PLC1/Speed: 70000 does not fit Word (0..65535)");
+  EXPECT_EQ(written["results"][2]["error"], "@PLC1@ConnectionState is read-only");
+  EXPECT_EQ(sim_->plc(0).read(channel::Area::data_block, 1, 0, 2), (channel::Bytes{0x04, 0xD2}));
+
+  auto [cs, connections] = call(port, http::verb::get, "/api/connections");
+  ASSERT_EQ(cs, 200);
+  EXPECT_EQ(connections["connections"][0]["name"], "PLC1");
+  EXPECT_EQ(connections["connections"][0]["ConnectionState"], 2) << connections.dump();
+
+  // The hardware-swap procedure's first step through the API: Force 0.
+  auto [fs_status, forced] = call(port, http::verb::post, "/api/tags",
+                                  R"({"name": "@PLC1@ForceConnectionState", "value": 0})");
+  EXPECT_EQ(forced["results"][0]["ok"], true) << forced.dump();
+  auto [cs2, after] = call(port, http::verb::get, "/api/connections");
+  EXPECT_EQ(after["connections"][0]["ConnectionState"], 0) << after.dump();
+  EXPECT_TRUE(plc_log_.wait_for("close_notify", 5s));
+
+  auto [es, events] = call(port, http::verb::get, "/api/events?last=20");
+  ASSERT_EQ(es, 200);
+  bool audited = false;
+  for (const auto& e : events["events"]) {
+    audited |= e["kind"] == "tag-write" && e["subject"] == "PLC1/Speed" &&
+               e["detail"].get<std::string>().find("1234 by 127.0.0.1:") == 0;
+  }
+  EXPECT_TRUE(audited) << events.dump();
+
+  auto [bad, refused] = call(port, http::verb::post, "/api/tags", "not json");
+  EXPECT_EQ(bad, 400);
+  auto [missing, nothing] = call(port, http::verb::get, "/api/tags?name=Nope");
+  EXPECT_EQ(missing, 404);
+  EXPECT_EQ(nothing["error"], "no tag named 'Nope'");
+  const test::ChildOutcome end = scadad.finish(SIGTERM, 10s);
+  EXPECT_EQ(end.exit, 0) << end.out;
+}
+
 TEST(ScadadOptions, BadOptionsExitTwoWithTheReason) {
   test::TempDir dir;
   auto r = test::run_child(kScadad, {"--project", (dir.path() / "none").string()});
@@ -111,10 +205,14 @@ TEST(ScadadOptions, BadOptionsExitTwoWithTheReason) {
   r = test::run_child(kScadad, {"--project", (dir.path() / "p").string(), "--log-level", "loud"});
   EXPECT_EQ(r.exit, 2);
   EXPECT_NE(r.out.find("--log-level must be debug, info, warning or error"), std::string::npos);
-  r = test::run_child(kScadad,
-                      {"--project", (dir.path() / "p").string(), "--api", "127.0.0.1:8080"});
+  r = test::run_child(kScadad, {"--project", (dir.path() / "p").string(), "--api", "0.0.0.0:0"}, "",
+                      20s);
   EXPECT_EQ(r.exit, 2);
-  EXPECT_NE(r.out.find("not built yet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("only loopback addresses"), std::string::npos) << r.out;
+  r = test::run_child(kScadad, {"--project", (dir.path() / "p").string(), "--api", "localhost"}, "",
+                      20s);
+  EXPECT_EQ(r.exit, 2);
+  EXPECT_NE(r.out.find("ADDRESS:PORT"), std::string::npos) << r.out;
   r = test::run_child(kScadad, {"--help"});
   EXPECT_EQ(r.exit, 0);
   EXPECT_NE(r.out.find("--project"), std::string::npos);
