@@ -101,6 +101,35 @@ int main(int argc, char** argv) {
   auto* project_init_cmd = project_cmd->add_subcommand("init", "Create an empty project");
   project_init_cmd->add_option("DIR", project_dir, "the project folder")->required();
 
+  // Commands for a running scadad.
+  ClientOptions client;
+  const auto client_flags = [&client](CLI::App* cmd) {
+    cmd->add_option("--api", client.api, "scadad's control API (default http://127.0.0.1:8700)");
+    cmd->add_flag("--json", client.json, "one JSON object per line");
+  };
+  auto* tag_cmd = app.add_subcommand("tag", "Tags of a running scadad");
+  tag_cmd->require_subcommand(1);
+  std::vector<std::string> tag_names;
+  auto* tag_get_cmd = tag_cmd->add_subcommand(
+      "get", "Read tags: value, quality, time stamps (exit 1 when one is not good)");
+  tag_get_cmd->add_option("NAME", tag_names, "tag names, e.g. PLC1/Speed @PLC1@ConnectionState")
+      ->required();
+  client_flags(tag_get_cmd);
+  std::string set_name, set_value;
+  auto* tag_set_cmd =
+      tag_cmd->add_subcommand("set", "Write a tag; the text is converted to the tag's type");
+  tag_set_cmd->add_option("NAME", set_name, "tag name")->required();
+  tag_set_cmd->add_option("VALUE", set_value, "value: 42, 16#FF, 1.5s, true, text")->required();
+  client_flags(tag_set_cmd);
+  auto* conn_cmd = app.add_subcommand("conn", "Connections of a running scadad");
+  conn_cmd->require_subcommand(1);
+  auto* conn_list_cmd = conn_cmd->add_subcommand("list", "Connections with their system tags");
+  client_flags(conn_list_cmd);
+  std::size_t events_last = 50;
+  auto* events_cmd = app.add_subcommand("events", "The event log of a running scadad");
+  events_cmd->add_option("--last", events_last, "how many, newest last (default 50)");
+  client_flags(events_cmd);
+
   CLI11_PARSE(app, argc, argv);
 
   if (decode_cmd->parsed()) return decode_command(decode, std::cout, std::cerr);
@@ -115,5 +144,10 @@ int main(int argc, char** argv) {
   if (psk_check_cmd->parsed()) return psk_check_command(psk_check_file, std::cout, std::cerr);
   if (import_cmd->parsed()) return import_command(import, std::cin, std::cout, std::cerr);
   if (project_init_cmd->parsed()) return project_init_command(project_dir, std::cout, std::cerr);
+  if (tag_get_cmd->parsed()) return tag_get_command(client, tag_names, std::cout, std::cerr);
+  if (tag_set_cmd->parsed())
+    return tag_set_command(client, set_name, set_value, std::cout, std::cerr);
+  if (conn_list_cmd->parsed()) return conn_list_command(client, std::cout, std::cerr);
+  if (events_cmd->parsed()) return events_command(client, events_last, std::cout, std::cerr);
   return 2;
 }

@@ -355,7 +355,7 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
                                    "/api/events)");
   };
   std::unique_ptr<ApiServer> api;
-  if (!options.api.empty()) {
+  if (options.api != "off") {
     try {
       api = std::make_unique<ApiServer>(options.api, handle);
     } catch (const std::exception& e) {

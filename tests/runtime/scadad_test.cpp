@@ -82,7 +82,7 @@ class Scadad : public ::testing::Test {
 };
 
 TEST_F(Scadad, ConnectsLogsAndStopsCleanlyOnSigterm) {
-  test::Child scadad(kScadad, {"--project", project_dir().string()});
+  test::Child scadad(kScadad, {"--project", project_dir().string(), "--api", "off"});
   ASSERT_TRUE(scadad.wait_for_output(
       "PLC1: connected (127.0.0.1:" + std::to_string(sim_->plc(0).port()) + " (original))", 15s))
       << scadad.output();
@@ -115,7 +115,7 @@ TEST_F(Scadad, AConnectionFailureIsLoggedWithItsReason) {
   // The CA goes: the PLC's certificate is from an unknown CA now (quarantined).
   for (const auto& e : fs::directory_iterator(project_dir() / "pki" / "roots"))
     fs::remove(e.path());
-  test::Child scadad(kScadad, {"--project", project_dir().string()});
+  test::Child scadad(kScadad, {"--project", project_dir().string(), "--api", "off"});
   ASSERT_TRUE(scadad.wait_for_output("PLC1: connection to 127.0.0.1:", 15s)) << scadad.output();
   EXPECT_TRUE(scadad.wait_for_output("failed: unknown-ca; quarantined as untrusted/", 5s))
       << scadad.output();
@@ -187,6 +187,43 @@ TEST_F(Scadad, ControlApiReadsWritesAndSwitches) {
   }
   EXPECT_TRUE(audited) << events.dump();
 
+  // scadactl against the same scadad.
+  const std::string api = "http://127.0.0.1:" + std::to_string(port);
+  const std::string scadactl = SCADA_BIN_DIR "/scadactl";
+  ASSERT_EQ(call(port, http::verb::post, "/api/tags",
+                 R"({"name": "@PLC1@ForceConnectionState", "value": 1})")
+                .first,
+            200);
+  ASSERT_TRUE(scadad.wait_for_output("PLC1: connected", 15s));
+  test::ChildOutcome got;
+  for (int i = 0; i < 200; ++i) {
+    got = test::run_child(scadactl, {"tag", "get", "PLC1/Speed", "--api", api, "--json"});
+    if (got.exit == 0) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(got.exit, 0) << got.out;
+  EXPECT_EQ(got.out.rfind("{\"name\": \"PLC1/Speed\", \"value\": 1234, \"quality\": \"good\", "
+                          "\"source_time\": \"",
+                          0),
+            0u)
+      << got.out;
+  auto set = test::run_child(scadactl, {"tag", "set", "PLC1/Speed", "16#10", "--api", api});
+  EXPECT_EQ(set.exit, 0) << set.out;
+  EXPECT_EQ(sim_->plc(0).read(channel::Area::data_block, 1, 0, 2), (channel::Bytes{0x00, 0x10}));
+  set = test::run_child(scadactl, {"tag", "set", "PLC1/Speed", "-1", "--api", api});
+  EXPECT_EQ(set.exit, 1);
+  EXPECT_NE(set.out.find("-1 does not fit Word (0..65535)"), std::string::npos) << set.out;
+  auto list = test::run_child(scadactl, {"conn", "list", "--api", api});
+  EXPECT_EQ(list.exit, 0);
+  EXPECT_NE(list.out.find("PLC1: connected, 127.0.0.1:"), std::string::npos) << list.out;
+  auto log = test::run_child(scadactl, {"events", "--last", "5", "--api", api});
+  EXPECT_EQ(log.exit, 0);
+  EXPECT_NE(log.out.find("tag-write PLC1/Speed: 16#10 by 127.0.0.1:"), std::string::npos)
+      << log.out;
+  auto missing_tag = test::run_child(scadactl, {"tag", "get", "Nope", "--api", api});
+  EXPECT_EQ(missing_tag.exit, 1);
+  EXPECT_NE(missing_tag.out.find("no tag named 'Nope'"), std::string::npos);
+
   auto [bad, refused] = call(port, http::verb::post, "/api/tags", "not json");
   EXPECT_EQ(bad, 400);
   auto [missing, nothing] = call(port, http::verb::get, "/api/tags?name=Nope");
@@ -194,6 +231,21 @@ TEST_F(Scadad, ControlApiReadsWritesAndSwitches) {
   EXPECT_EQ(nothing["error"], "no tag named 'Nope'");
   const test::ChildOutcome end = scadad.finish(SIGTERM, 10s);
   EXPECT_EQ(end.exit, 0) << end.out;
+}
+
+TEST(ScadactlClient, UnreachableScadadIsExitThree) {
+  // A port where nothing listens.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(
+      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const std::string api = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  acceptor.close();
+  auto r = test::run_child(SCADA_BIN_DIR "/scadactl", {"tag", "get", "X", "--api", api});
+  EXPECT_EQ(r.exit, 3);
+  EXPECT_NE(r.out.find("cannot reach scadad at " + api), std::string::npos) << r.out;
+  r = test::run_child(SCADA_BIN_DIR "/scadactl", {"conn", "list", "--api", "nonsense"});
+  EXPECT_EQ(r.exit, 2);
+  EXPECT_NE(r.out.find("--api takes http://HOST:PORT"), std::string::npos) << r.out;
 }
 
 TEST(ScadadOptions, BadOptionsExitTwoWithTheReason) {

@@ -115,4 +115,20 @@ struct DaemonOptions {
 };
 int run_daemon(const DaemonOptions& options, std::ostream& log, std::ostream& err);
 
+// scadactl commands that talk to a running scadad (its control API). Exit codes: 0 done (tag
+// get: every tag good); 1 the operation failed (a write refused, an unknown tag, a tag not
+// good); 2 bad usage; 3 scadad cannot be reached.
+struct ClientOptions {
+  std::string api = "http://127.0.0.1:8700";  // scadad's default --api
+  bool json = false;
+  std::chrono::milliseconds timeout{20000};
+};
+int tag_get_command(const ClientOptions& options, const std::vector<std::string>& names,
+                    std::ostream& out, std::ostream& err);
+int tag_set_command(const ClientOptions& options, const std::string& name, const std::string& value,
+                    std::ostream& out, std::ostream& err);
+int conn_list_command(const ClientOptions& options, std::ostream& out, std::ostream& err);
+int events_command(const ClientOptions& options, std::size_t last, std::ostream& out,
+                   std::ostream& err);
+
 }  // namespace scada::runtime
