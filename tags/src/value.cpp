@@ -9,13 +9,6 @@
 
 #include "tags/tags.h"
 
-// GCC 12 with -fsanitize=address,undefined reports the std::string inside a returned
-// variant<Value, std::string> as "maybe uninitialized" (a false positive of its
-// variant analysis); clang and the plain build see nothing.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 namespace scada::tags {
 
 namespace {

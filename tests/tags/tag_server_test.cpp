@@ -589,14 +589,23 @@ INSTANTIATE_TEST_SUITE_P(Modes, SecureToPlaintext,
                            return info.param == SecurityMode::tls ? "tls" : "s7_secure";
                          });
 
-TEST(TagServerAlternative, S7SecureRefusesAlternativesThatSelectPlaintextTsaps) {
+// A server with one connection PLC1 in a mode, forced down (no PLC needed), started.
+struct OfflineServer {
+  explicit OfflineServer(SecurityMode mode) {
+    ConnectionSetup setup;
+    setup.config.mode = mode;
+    setup.force_connection_state = 0;
+    EXPECT_EQ(server.add_connection(setup), std::nullopt);
+    server.start();
+  }
   TestStore ts;
   EventLoop loop;
-  TagServer server(loop.executor(), ts.store());
-  ConnectionSetup setup;
-  setup.config.mode = SecurityMode::s7_secure;
-  setup.force_connection_state = 0;
-  ASSERT_EQ(server.add_connection(setup), std::nullopt);
+  TagServer server{loop.executor(), ts.store()};
+};
+
+TEST(TagServerAlternative, S7SecureRefusesAlternativesThatSelectPlaintextTsaps) {
+  OfflineServer offline(SecurityMode::s7_secure);
+  TagServer& server = offline.server;
   ASSERT_EQ(write(server, kAlt, std::string("IPAddress=10.0.0.2;")), std::nullopt);
   for (const std::string text :
        {"IPAddress=10.0.0.3; TSAP=03.01", "IPAddress=10.0.0.3;Rack=0;Slot=1"}) {
@@ -613,14 +622,8 @@ TEST(TagServerAlternative, S7SecureRefusesAlternativesThatSelectPlaintextTsaps) 
 // table of more than 25 strings is in alternative_address_test.cpp).
 
 TEST(TagServerAlternative, WritesOfTheSystemTag) {
-  TestStore ts;
-  EventLoop loop;
-  TagServer server(loop.executor(), ts.store());
-  ConnectionSetup setup;
-  setup.config.mode = SecurityMode::tls;
-  setup.force_connection_state = 0;
-  ASSERT_EQ(server.add_connection(setup), std::nullopt);
-  server.start();
+  OfflineServer offline(SecurityMode::tls);
+  TagServer& server = offline.server;
 
   struct Case {
     std::string text;
