@@ -9,7 +9,8 @@ int main(int argc, char** argv) {
   scada::runtime::DaemonOptions options;
   CLI::App app{"scadad - the SCADA runtime: connections, tags and trust of one project"};
   app.add_option("--project", options.project, "the runtime project folder")->required();
-  app.add_option("--api", options.api, "control API on ADDRESS:PORT, loopback only (default 127.0.0.1:8700; off: none)");
+  app.add_option("--api", options.api,
+                 "control API on ADDRESS:PORT, loopback only (default 127.0.0.1:8700; off: none)");
   app.add_option("--log-level", options.log_level, "debug, info (default), warning or error");
   CLI11_PARSE(app, argc, argv);
   return scada::runtime::run_daemon(options, std::cout, std::cerr);
