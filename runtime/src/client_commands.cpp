@@ -9,6 +9,7 @@
 
 #include "json_line.h"
 #include "runtime/runtime.h"
+#include "tags/tags.h"
 
 namespace scada::runtime {
 
@@ -161,14 +162,14 @@ int conn_list_command(const ClientOptions& o, std::ostream& out, std::ostream& e
   return guarded("conn list", err, [&] {
     const Reply r = request(o, http::verb::get, "/api/connections");
     if (r.status != 200) return api_error("conn list", r, err);
-    static const char* kStates[] = {"disabled", "connecting", "connected", "error"};
     for (const json& c : r.body["connections"]) {
       if (o.json) {
         out << json_line(c) << "\n";
         continue;
       }
-      const int state = c["ConnectionState"].is_number() ? c["ConnectionState"].get<int>() : -1;
-      out << shown(c["name"]) << ": " << (state >= 0 && state <= 3 ? kStates[state] : "?") << ", "
+      const std::int64_t state =
+          c["ConnectionState"].is_number() ? c["ConnectionState"].get<std::int64_t>() : -1;
+      out << shown(c["name"]) << ": " << tags::link_state_name(state) << ", "
           << shown(c["CurrentAddress"]);
       if (c["UseAlternativeAddress"] == 1) out << ", using the alternative";
       if (!c["PeerCertificate"].is_null() && c["PeerCertificate"] != "") {

@@ -66,21 +66,6 @@ class Log {
   std::mutex mutex_;
 };
 
-const char* state_words(std::int64_t state) {
-  switch (state) {
-    case 0:
-      return "disabled";
-    case 1:
-      return "connecting";
-    case 2:
-      return "connected";
-    case 3:
-      return "error, waiting to retry";
-    default:
-      return "?";
-  }
-}
-
 using nlohmann::ordered_json;
 
 ordered_json value_json(const tags::TypeSpec& type, const tags::Value& value) {
@@ -221,8 +206,9 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
       const auto state = std::get<std::int64_t>(u.state.value);
       const auto current = server.read(tags::system_tag_name(connection, tags::kCurrentAddress));
       const std::string where = current ? std::get<std::string>(current->value) : std::string("?");
-      log(Level::info, connection + ": " + state_words(state) + " (" + where + ")");
-      record("connection-state", connection, std::string(state_words(state)) + " " + where);
+      log(Level::info, connection + ": " + tags::link_state_name(state) + " (" + where + ")");
+      record("connection-state", connection,
+             std::string(tags::link_state_name(state)) + " " + where);
     } else if (tag == tags::kLastError) {
       const auto& text = std::get<std::string>(u.state.value);
       if (text.empty()) return;

@@ -52,35 +52,28 @@ std::string tag_text(const importer::ProjectTag& t) {
          " every " + std::to_string(t.cycle.count()) + " ms";
 }
 
+// "Tags: 3 to add, 1 to change, 0 to remove" and the first kListed changes, one a line.
+template <class Change, class Describe>
+void print_changes(const char* title, const std::vector<Change>& changes, Describe describe,
+                   std::ostream& out) {
+  const auto n = count(changes);
+  out << title << ": " << n[0] << " to add, " << n[1] << " to change, " << n[2] << " to remove\n";
+  for (std::size_t i = 0; i < changes.size() && i < kListed; ++i) {
+    const Change& c = changes[i];
+    out << "  " << sign(c.kind) << " " << c.name;
+    if (c.kind == ChangeKind::add) out << "  " << describe(c.after);
+    if (c.kind == ChangeKind::change) out << "  (" << join(c.fields) << ")";
+    out << "\n";
+  }
+  if (changes.size() > kListed) out << "  ... and " << changes.size() - kListed << " more\n";
+}
+
 void print_plan(const importer::Bundle& bundle, const importer::ImportPlan& plan,
                 std::ostream& out) {
   out << "Bundle " << bundle.document.string() << ": tool '" << bundle.tool << "', project '"
       << bundle.project << "', exported " << bundle.exported_at << "\n";
-  const auto cc = count(plan.connections);
-  out << "Connections: " << cc[0] << " to add, " << cc[1] << " to change, " << cc[2]
-      << " to remove\n";
-  std::size_t listed = 0;
-  for (const auto& c : plan.connections) {
-    if (++listed > kListed) break;
-    out << "  " << sign(c.kind) << " " << c.name;
-    if (c.kind == ChangeKind::add) out << "  " << connection_text(c.after);
-    if (c.kind == ChangeKind::change) out << "  (" << join(c.fields) << ")";
-    out << "\n";
-  }
-  if (plan.connections.size() > kListed) {
-    out << "  ... and " << plan.connections.size() - kListed << " more\n";
-  }
-  const auto tc = count(plan.tags);
-  out << "Tags: " << tc[0] << " to add, " << tc[1] << " to change, " << tc[2] << " to remove\n";
-  listed = 0;
-  for (const auto& t : plan.tags) {
-    if (++listed > kListed) break;
-    out << "  " << sign(t.kind) << " " << t.name;
-    if (t.kind == ChangeKind::add) out << "  " << tag_text(t.after);
-    if (t.kind == ChangeKind::change) out << "  (" << join(t.fields) << ")";
-    out << "\n";
-  }
-  if (plan.tags.size() > kListed) out << "  ... and " << plan.tags.size() - kListed << " more\n";
+  print_changes("Connections", plan.connections, connection_text, out);
+  print_changes("Tags", plan.tags, tag_text, out);
   out << "Certificates: " << plan.certificates.size() << " (" << plan.new_certificates()
       << " new)\n";
   for (const auto& p : plan.certificates) {
@@ -96,22 +89,24 @@ void print_plan(const importer::Bundle& bundle, const importer::ImportPlan& plan
   }
 }
 
+template <class Change>
+ordered_json changes_json(const std::vector<Change>& changes) {
+  ordered_json list = ordered_json::array();
+  for (const Change& c : changes) {
+    list.push_back(
+        {{"change", importer::change_kind_name(c.kind)}, {"name", c.name}, {"fields", c.fields}});
+  }
+  return list;
+}
+
 ordered_json plan_json(const importer::Bundle& bundle, const importer::ImportPlan& plan) {
   ordered_json j;
   j["bundle"] = bundle.document.string();
   j["tool"] = bundle.tool;
   j["project"] = bundle.project;
   j["exported_at"] = bundle.exported_at;
-  j["connections"] = ordered_json::array();
-  for (const auto& c : plan.connections) {
-    j["connections"].push_back(
-        {{"change", importer::change_kind_name(c.kind)}, {"name", c.name}, {"fields", c.fields}});
-  }
-  j["tags"] = ordered_json::array();
-  for (const auto& t : plan.tags) {
-    j["tags"].push_back(
-        {{"change", importer::change_kind_name(t.kind)}, {"name", t.name}, {"fields", t.fields}});
-  }
+  j["connections"] = changes_json(plan.connections);
+  j["tags"] = changes_json(plan.tags);
   j["certificates"] = ordered_json::array();
   for (const auto& p : plan.certificates) {
     const certstore::CertificateInfo& i = p.certificate.info;

@@ -50,6 +50,20 @@ const char* quality_reason_name(QualityReason reason) {
   return "?";
 }
 
+const char* link_state_name(std::int64_t state) {
+  switch (state) {
+    case std::int64_t(LinkState::disabled):
+      return "disabled";
+    case std::int64_t(LinkState::connecting):
+      return "connecting";
+    case std::int64_t(LinkState::connected):
+      return "connected";
+    case std::int64_t(LinkState::error):
+      return "error, waiting to retry";
+  }
+  return "?";
+}
+
 std::string system_tag_name(std::string_view connection, std::string_view tag) {
   std::string name = "@";
   name += connection;
@@ -247,6 +261,19 @@ std::vector<Outcome> outcomes_of(const channel::PlannedRequest& request,
   return out;
 }
 
+// A value as a tag of this type holds it (integers for Real and LReal become doubles, a Real is
+// rounded to the float the PLC holds), or why it does not fit the type.
+std::variant<Value, std::string> normalized(const TypeSpec& type, Value value) {
+  const bool real = type.type == DataType::Real, lreal = type.type == DataType::LReal;
+  if (const std::int64_t* i = std::get_if<std::int64_t>(&value); i && (real || lreal)) {
+    value = double(*i);
+  }
+  auto encoded = encode_value(type, value);
+  if (auto* why = std::get_if<std::string>(&encoded)) return *why;
+  if (real) value = double(float(std::get<double>(value)));
+  return value;
+}
+
 GroupPlan make_plan(const std::vector<std::size_t>& group_tags, const std::vector<Tag>& table,
                     std::uint16_t pdu, std::uint16_t amq) {
   GroupPlan result;
@@ -298,6 +325,27 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       Lock lock(self->mutex);
       if (!self->detached) f();
     });
+  }
+
+  // A callback for a connection's thread: hands its argument to f on the strand, under the
+  // mutex; nothing once the server is detached or gone. f may use `this` (run keeps it alive).
+  template <class Arg, class F>
+  std::function<void(Arg)> on_strand(F f) {
+    return [weak = weak_from_this(), f = std::move(f)](Arg arg) {
+      if (auto self = weak.lock()) self->run([f, arg = std::move(arg)] { f(arg); });
+    };
+  }
+
+  // A timer handler (timers run on the strand): f under the mutex unless cancelled or detached.
+  template <class F>
+  auto after_timer(F f) {
+    return [weak = weak_from_this(), f = std::move(f)](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        Lock lock(self->mutex);
+        if (!self->detached) f();
+      }
+    };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -475,18 +523,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       tag.link = l->second;
     }
     if (config.start_value) {
-      auto encoded = encode_value(config.type, *config.start_value);
-      if (auto* why = std::get_if<std::string>(&encoded)) return who + "start value: " + *why;
-      if (config.type.type == DataType::Real) {
-        if (double* d = std::get_if<double>(&*config.start_value)) *d = double(float(*d));
-        if (std::int64_t* i = std::get_if<std::int64_t>(&*config.start_value)) {
-          config.start_value = double(float(*i));
-        }
-      }
-      if ((config.type.type == DataType::Real || config.type.type == DataType::LReal) &&
-          std::holds_alternative<std::int64_t>(*config.start_value)) {
-        config.start_value = double(std::get<std::int64_t>(*config.start_value));
-      }
+      auto value = normalized(config.type, *config.start_value);
+      if (auto* why = std::get_if<std::string>(&value)) return who + "start value: " + *why;
+      config.start_value = std::get<Value>(std::move(value));
     }
     tag.state.value = config.start_value ? *config.start_value : zero_value(config.type);
     tag.state.server_time = std::chrono::system_clock::now();
@@ -629,13 +668,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     session->endpoint = std::move(endpoint);
     session->connection =
         std::make_unique<channel::Connection>(executor, store, session->endpoint.config);
-    std::weak_ptr<Impl> weak = shared_from_this();
     const std::uint64_t id = session->id;
-    session->connection->subscribe([weak, l, id](const channel::ConnectionEvent& event) {
-      if (auto self = weak.lock()) {
-        self->run([self = self.get(), l, id, event] { self->on_event(l, id, event); });
-      }
-    });
+    session->connection->subscribe(on_strand<const channel::ConnectionEvent&>(
+        [this, l, id](const channel::ConnectionEvent& event) { on_event(l, id, event); }));
     session->state = ConnectionState::connecting;
     session->connection->start();
     return session;
@@ -754,15 +789,10 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   void arm_housekeeping(std::size_t l) {
     Link& link = links[l];
     link.housekeeping->expires_after(kHousekeeping);
-    link.housekeeping->async_wait([weak = weak_from_this(), l](boost::system::error_code ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) {
-        Lock lock(self->mutex);
-        if (self->detached) return;
-        self->refresh_system(self->links[l]);
-        self->arm_housekeeping(l);
-      }
-    });
+    link.housekeeping->async_wait(after_timer([this, l] {
+      refresh_system(links[l]);
+      arm_housekeeping(l);
+    }));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -771,14 +801,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   void arm(std::size_t l, std::size_t g) {
     Group& group = links[l].groups[g];
     group.timer->expires_at(group.next);
-    group.timer->async_wait([weak = weak_from_this(), l, g](boost::system::error_code ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) {
-        Lock lock(self->mutex);
-        if (self->detached || !self->started) return;
-        self->on_tick(l, g);
-      }
-    });
+    group.timer->async_wait(after_timer([this, l, g] {
+      if (started) on_tick(l, g);
+    }));
   }
 
   void on_tick(std::size_t l, std::size_t g) {
@@ -823,13 +848,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       ++link.stats.requests;
       link.active->connection->submit(
           channel::read_request_pdu(0, group.plan->plan.requests[r]),
-          [weak = weak_from_this(), l, g, r, round, session](channel::JobResult result) {
-            if (auto self = weak.lock()) {
-              self->run([self = self.get(), l, g, r, round, session, result = std::move(result)] {
-                self->on_cycle_reply(l, g, r, round, session, result);
-              });
-            }
-          });
+          on_strand<channel::JobResult>([this, l, g, r, round, session](const auto& result) {
+            on_cycle_reply(l, g, r, round, session, result);
+          }));
     }
   }
 
@@ -884,13 +905,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       for (std::size_t r = 0; r < (*plans)[p].plan.requests.size(); ++r) {
         pending.connection->submit(
             channel::read_request_pdu(0, (*plans)[p].plan.requests[r]),
-            [weak = weak_from_this(), l, p, r, id, plans](channel::JobResult result) {
-              if (auto self = weak.lock()) {
-                self->run([self = self.get(), l, p, r, id, plans, result = std::move(result)] {
-                  self->on_first_read_reply(l, (*plans)[p], r, id, result);
-                });
-              }
-            });
+            on_strand<channel::JobResult>([this, l, p, r, id, plans](const auto& result) {
+              on_first_read_reply(l, (*plans)[p], r, id, result);
+            }));
       }
     }
   }
@@ -984,13 +1001,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     const std::size_t index = it->second;
     Tag& tag = tags[index];
     if (tag.config.access != Access::read_write) return done(name + " is read-only");
-    // Integers for Real/LReal become doubles; a Real is what a float holds.
-    if (tag.config.type.type == DataType::Real || tag.config.type.type == DataType::LReal) {
-      if (const std::int64_t* i = std::get_if<std::int64_t>(&value)) value = double(*i);
-    }
-    auto encoded = encode_value(tag.config.type, value);
-    if (auto* why = std::get_if<std::string>(&encoded)) return done(name + ": " + *why);
-    if (tag.config.type.type == DataType::Real) value = double(float(std::get<double>(value)));
+    auto checked = normalized(tag.config.type, std::move(value));
+    if (auto* why = std::get_if<std::string>(&checked)) return done(name + ": " + *why);
+    value = std::get<Value>(std::move(checked));
     if (tag.system) return write_system(index, std::move(value), done);
     if (tag.link == kNone) {
       set_good(index, std::move(value), std::chrono::system_clock::now());
@@ -1007,7 +1020,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     channel::VarItem item = to_var_item(address);
     channel::DataItem data;
     data.return_code = 0;
-    data.data = std::get<channel::Bytes>(std::move(encoded));
+    data.data = std::get<channel::Bytes>(encode_value(tag.config.type, value));  // fits: checked
     if (address.width == Address::Width::Bit) {
       data.size = channel::DataSize::bit;
     } else if (address.width == Address::Width::Timer || address.width == Address::Width::Counter) {
@@ -1021,13 +1034,8 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     session.writes.emplace(number, std::make_pair(name, done));
     session.connection->write(
         {item}, {std::move(data)},
-        [weak = weak_from_this(), l, id, number](channel::JobResult result) {
-          if (auto self = weak.lock()) {
-            self->run([self = self.get(), l, id, number, result = std::move(result)] {
-              self->on_write_reply(l, id, number, result);
-            });
-          }
-        });
+        on_strand<channel::JobResult>(
+            [this, l, id, number](const auto& result) { on_write_reply(l, id, number, result); }));
   }
 
   void on_write_reply(std::size_t l, std::uint64_t id, std::uint64_t number,

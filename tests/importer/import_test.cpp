@@ -3,6 +3,7 @@
 // brings the CA it needs (issue 6). Certificates are made while the tests run.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,21 +27,10 @@ namespace pki = certstore::test_pki;
 using test::TempDir;
 
 std::string base64(const channel::Bytes& der) {
-  // The test's own encoder (an independent check of the importer's OpenSSL decoding).
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < der.size(); i += 3) {
-    const unsigned v = der[i] << 16 | der[i + 1] << 8 | der[i + 2];
-    out += {k[v >> 18], k[v >> 12 & 63], k[v >> 6 & 63], k[v & 63]};
-  }
-  if (der.size() - i == 1) {
-    const unsigned v = der[i] << 16;
-    out += {k[v >> 18], k[v >> 12 & 63], '=', '='};
-  } else if (der.size() - i == 2) {
-    const unsigned v = der[i] << 16 | der[i + 1] << 8;
-    out += {k[v >> 18], k[v >> 12 & 63], k[v >> 6 & 63], '='};
-  }
+  std::string out(4 * ((der.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), der.data(),
+                                static_cast<int>(der.size()));
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 

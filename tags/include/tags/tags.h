@@ -257,6 +257,8 @@ std::string system_tag_name(std::string_view connection, std::string_view tag); 
 
 // Values of @<c>@ConnectionState.
 enum class LinkState : std::uint32_t { disabled = 0, connecting = 1, connected = 2, error = 3 };
+// "disabled", "connecting", "connected", "error, waiting to retry"; "?" for other numbers.
+const char* link_state_name(std::int64_t state);
 
 // The outcome of a write: nothing when the PLC (or the tag table) took the value, else why not.
 using WriteResult = std::optional<std::string>;
