@@ -4,12 +4,19 @@
 // One recursive mutex guards everything: the tag records, the links and their sessions. Work
 // runs on a strand; every handler takes the mutex, so the destructor (which takes it too) can
 // detach safely: after it, no handler touches a session and no update is published.
+//
+// Tags, links, acquisition groups and sessions are known by ids that are never used again, so a
+// handler that arrives late for one that was removed finds nothing instead of its successor.
+// Records live in maps, so adding never moves one that a caller up the stack still refers to
+// (an update handler may add a tag). For the same reason a removal only takes the record out of
+// every lookup at once and erases it on the strand, after the handler that may be running.
 #include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/signals2/signal.hpp>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -74,7 +81,8 @@ std::string system_tag_name(std::string_view connection, std::string_view tag) {
 
 namespace {
 
-constexpr std::size_t kNone = std::size_t(-1);
+using Id = std::uint64_t;
+constexpr Id kNone = 0;  // no link: an internal tag
 constexpr std::chrono::milliseconds kMinCycle{10};
 constexpr std::chrono::milliseconds kMaxCycle{std::chrono::hours(24)};
 // Certificate days left change once a day; they are recomputed this often.
@@ -111,9 +119,10 @@ const std::array<SysSpec, kSysCount> kSysSpecs{{
 
 struct Tag {
   TagConfig config;
-  std::size_t link = kNone;  // the connection's index; kNone for internal tags
+  Id link = kNone;  // the connection's id; kNone for internal tags
   std::optional<Sys> system;
   TagState state;
+  bool removed = false;  // out of every lookup and silent; the record goes on the strand
 };
 
 // Where a session goes: the original settings, or them with the alternative's overrides.
@@ -136,30 +145,93 @@ struct Endpoint {
   bool same_as(const Endpoint& other) const { return text() == other.text(); }
 };
 
+// When a session's requests went on the wire, as far as the server can tell: the connection
+// sends up to the granted AmQ at once and the rest in order as replies free places
+// (channel::Connection::submit), so a request queued behind others starts its round trip when
+// an earlier one is answered, not when it was handed over.
+class RequestClock {
+ public:
+  // The session came up with this AmQ: requests of its earlier sessions are forgotten.
+  void restart(std::size_t amq) {
+    places_ = std::max<std::size_t>(1, amq);
+    on_wire_.clear();
+    queued_.clear();
+  }
+
+  // A request handed to the connection; the ticket names it when it is answered.
+  std::uint64_t handed_over(Steady::time_point now) {
+    const std::uint64_t ticket = next_ticket_++;
+    if (on_wire_.size() < places_) {
+      on_wire_.emplace(ticket, now);
+    } else {
+      queued_.push_back(ticket);
+    }
+    return ticket;
+  }
+
+  // The round trip of an answered request; nothing for one that never had a place (refused at
+  // once) or that an earlier session sent.
+  std::optional<Steady::duration> answered(std::uint64_t ticket, Steady::time_point now) {
+    std::optional<Steady::duration> round_trip;
+    if (auto it = on_wire_.find(ticket); it != on_wire_.end()) {
+      round_trip = now - it->second;
+      on_wire_.erase(it);
+    } else if (auto q = std::find(queued_.begin(), queued_.end(), ticket); q != queued_.end()) {
+      queued_.erase(q);
+      return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+    while (on_wire_.size() < places_ && !queued_.empty()) {
+      on_wire_.emplace(queued_.front(), now);
+      queued_.pop_front();
+    }
+    return round_trip;
+  }
+
+ private:
+  std::size_t places_ = 1;
+  std::uint64_t next_ticket_ = 1;
+  std::map<std::uint64_t, Steady::time_point> on_wire_;
+  std::deque<std::uint64_t> queued_;
+};
+
+void observe(LinkStatistics::Histogram& histogram, Steady::duration round_trip) {
+  const double seconds = std::chrono::duration<double>(round_trip).count();
+  const auto& bounds = LinkStatistics::Histogram::bounds;
+  const auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds);  // first >= it
+  if (bucket != bounds.end()) ++histogram.buckets[std::size_t(bucket - bounds.begin())];
+  ++histogram.count;
+  histogram.sum_seconds += seconds;
+}
+
 struct Session {
-  std::uint64_t id = 0;
+  Id id = 0;
   Endpoint endpoint;
   ConnectionState state = ConnectionState::stopped;
   std::unique_ptr<channel::Connection> connection;
   // Writes sent and not answered yet: their callbacks, by a number of this session's.
   std::map<std::uint64_t, std::pair<std::string, WriteCallback>> writes;
   std::uint64_t next_write = 1;
+  RequestClock clock;
 };
 
 // One read of a group's tags: the plan and the tags behind its input indices.
 struct GroupPlan {
   std::uint16_t pdu = 0, amq = 0;
-  std::vector<std::size_t> tags;  // plan input index -> tag index
+  std::vector<Id> tags;  // plan input index -> tag id
   channel::ReadPlan plan;
-  std::vector<std::pair<std::size_t, std::string>> unreadable;  // tag index, why
+  std::vector<std::pair<Id, std::string>> unreadable;  // tag id, why
 };
 
 struct Group {
   std::chrono::milliseconds cycle{0};
-  std::vector<std::size_t> tags;
+  std::vector<Id> tags;
   std::unique_ptr<asio::steady_timer> timer;
   Steady::time_point next;
   std::optional<GroupPlan> plan;  // for the serving session's PDU and AmQ
+  bool replan = false;            // tags came or went: plan again before the next cycle
+  bool read_added = false;        // tags came while a cycle ran: the next begins when it ends
   std::size_t outstanding = 0;    // requests of the running cycle not answered yet
   std::uint64_t round = 0;        // which cycle replies belong to
   Steady::time_point started;
@@ -167,21 +239,24 @@ struct Group {
 
 // The first read a new session must complete before it replaces the serving one.
 struct FirstRead {
-  std::uint64_t session = 0;  // 0: none running
+  Id session = 0;  // 0: none running
   std::size_t outstanding = 0;
   std::string failure;
-  std::vector<std::pair<std::size_t, TagState>> results;
+  std::vector<std::pair<Id, TagState>> results;
 };
 
 struct Link {
+  Id id = kNone;
+  bool removed = false;  // out of every lookup; closed and erased on the strand
   ConnectionSetup setup;
   std::uint32_t force = 1, use = 0;
   std::optional<AlternativeAddress> alternative;
   std::unique_ptr<Session> active, pending;
   // Sessions replaced by a switch that still wait for the PLC's answer to a write.
   std::vector<std::unique_ptr<Session>> retired;
-  std::vector<Group> groups;
-  std::array<std::size_t, kSysCount> system{};
+  std::map<Id, Group> groups;  // by id
+  std::array<Id, kSysCount> system{};
+  std::string down_detail;  // why its tags are not connected (for tags added while it is down)
   FirstRead first_read;
   LinkStatistics stats;
   std::unique_ptr<asio::steady_timer> housekeeping;
@@ -190,7 +265,7 @@ struct Link {
 
 // A reply's effect on one tag.
 struct Outcome {
-  std::size_t tag = 0;
+  Id tag = 0;
   std::optional<Value> value;
   QualityReason reason = QualityReason::none;
   std::string detail;
@@ -214,9 +289,10 @@ std::string failure_words(const channel::ConnectionEvent& event) {
 }
 
 // The outcomes of one planned request's reply, for the tags behind `tags` (plan input order).
+// Tags removed since the plan was made have none.
 std::vector<Outcome> outcomes_of(const channel::PlannedRequest& request,
-                                 const std::vector<std::size_t>& tags,
-                                 const std::vector<Tag>& table, const channel::JobResult& result) {
+                                 const std::vector<Id>& tags, const std::map<Id, Tag>& table,
+                                 const channel::JobResult& result) {
   std::vector<Outcome> out;
   std::vector<std::size_t> inputs;
   for (const auto& item : request.items) {
@@ -242,7 +318,9 @@ std::vector<Outcome> outcomes_of(const channel::PlannedRequest& request,
                "the PLC's reply does not fit the request: " + cut.error().to_string());
   }
   for (const channel::TagBytes& piece : *cut) {
-    const std::size_t tag = tags[piece.tag];
+    const Id tag = tags[piece.tag];
+    const auto record = table.find(tag);
+    if (record == table.end() || record->second.removed) continue;
     if (piece.return_code != 0xFF) {
       char code[8];
       std::snprintf(code, sizeof code, "0x%02X", piece.return_code);
@@ -251,7 +329,7 @@ std::vector<Outcome> outcomes_of(const channel::PlannedRequest& request,
            std::string(channel::return_code_text(piece.return_code)) + " (" + code + ")"});
       continue;
     }
-    auto decoded = decode_value(table[tag].config.type, piece.data);
+    auto decoded = decode_value(record->second.config.type, piece.data);
     if (auto* why = std::get_if<std::string>(&decoded)) {
       out.push_back({tag, std::nullopt, QualityReason::config_error, *why});
     } else {
@@ -274,18 +352,18 @@ std::variant<Value, std::string> normalized(const TypeSpec& type, Value value) {
   return value;
 }
 
-GroupPlan make_plan(const std::vector<std::size_t>& group_tags, const std::vector<Tag>& table,
+GroupPlan make_plan(const std::vector<Id>& group_tags, const std::map<Id, Tag>& table,
                     std::uint16_t pdu, std::uint16_t amq) {
   GroupPlan result;
   result.pdu = pdu;
   result.amq = amq;
-  std::vector<std::size_t> candidates = group_tags;
+  std::vector<Id> candidates = group_tags;
   const channel::PlannerLimits limits{pdu, std::min<std::size_t>(255, channel::max_read_items(pdu)),
                                       std::max<std::size_t>(1, amq)};
   for (;;) {
     std::vector<channel::ReadTag> reads;
     reads.reserve(candidates.size());
-    for (std::size_t t : candidates) reads.push_back(to_read_tag(*table[t].config.address));
+    for (Id t : candidates) reads.push_back(to_read_tag(*table.at(t).config.address));
     auto plan = channel::plan_reads(reads, limits);
     if (auto* ok = std::get_if<channel::ReadPlan>(&plan)) {
       result.tags = std::move(candidates);
@@ -310,11 +388,11 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   mutable std::recursive_mutex mutex;
   bool started = false, detached = false;
-  std::vector<Tag> tags;
-  std::map<std::string, std::size_t, std::less<>> by_name;
-  std::vector<Link> links;
-  std::map<std::string, std::size_t, std::less<>> link_by_name;
-  std::uint64_t next_session = 1;
+  std::map<Id, Tag> tags;  // by id, removed ones until the strand erases them
+  std::map<std::string, Id, std::less<>> by_name;  // tags not removed
+  std::map<Id, Link> links;
+  std::map<std::string, Id, std::less<>> link_by_name;  // links not removed
+  Id next_id = 1;                                       // of tags, links, groups and sessions alike
   boost::signals2::signal<void(const TagUpdate&)> updates;
 
   using Lock = std::lock_guard<std::recursive_mutex>;
@@ -348,35 +426,91 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     };
   }
 
+  // The callback of a job handed to a session's connection now: its reply is timed for
+  // LinkStatistics::rtt, then f handles the result on the strand.
+  template <class F>
+  channel::JobCallback timed(Link& link, Session& session, F f) {
+    const std::uint64_t ticket = session.clock.handed_over(Steady::now());
+    return on_strand<channel::JobResult>(
+        [this, l = link.id, id = session.id, ticket, f = std::move(f)](const auto& result) {
+          time_reply(l, id, ticket, result);
+          f(result);
+        });
+  }
+
+  void time_reply(Id l, Id id, std::uint64_t ticket, const channel::JobResult& result) {
+    auto it = links.find(l);
+    if (it == links.end()) return;
+    Session* session = session_of(it->second, id);
+    if (!session) return;
+    const auto round_trip = session->clock.answered(ticket, Steady::now());
+    if (round_trip && std::holds_alternative<channel::Pdu>(result)) {
+      observe(it->second.stats.rtt, *round_trip);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lookups by id: nothing for what was removed
+
+  Tag* live_tag(Id id) {
+    auto it = tags.find(id);
+    return it == tags.end() || it->second.removed ? nullptr : &it->second;
+  }
+
+  Link* live_link(Id id) {
+    auto it = links.find(id);
+    return it == links.end() || it->second.removed ? nullptr : &it->second;
+  }
+
+  static Group* group_of(Link& link, Id g) {
+    auto it = link.groups.find(g);
+    return it == link.groups.end() ? nullptr : &it->second;
+  }
+
+  // Any session of the link: serving, pending or retired.
+  static Session* session_of(Link& link, Id id) {
+    if (link.active && link.active->id == id) return link.active.get();
+    if (link.pending && link.pending->id == id) return link.pending.get();
+    for (auto& retired : link.retired) {
+      if (retired->id == id) return retired.get();
+    }
+    return nullptr;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Records
 
-  void set_state(std::size_t index, TagState next, bool fresh) {
-    Tag& tag = tags[index];
-    const bool changed = !(next.value == tag.state.value) || next.quality != tag.state.quality ||
-                         next.reason != tag.state.reason || next.detail != tag.state.detail;
+  void set_state(Id id, TagState next, bool fresh) {
+    Tag* tag = live_tag(id);
+    if (!tag) return;
+    const bool changed = !(next.value == tag->state.value) || next.quality != tag->state.quality ||
+                         next.reason != tag->state.reason || next.detail != tag->state.detail;
     if (!changed && !fresh) return;
     next.server_time = std::chrono::system_clock::now();
-    tag.state = std::move(next);
-    if (!detached) updates(TagUpdate{tag.config.name, tag.state, changed});
+    tag->state = std::move(next);
+    if (!detached) updates(TagUpdate{tag->config.name, tag->state, changed});
   }
 
-  void set_good(std::size_t index, Value value, SystemTime when) {
-    TagState next = tags[index].state;
+  void set_good(Id id, Value value, SystemTime when) {
+    const Tag* tag = live_tag(id);
+    if (!tag) return;
+    TagState next = tag->state;
     next.value = std::move(value);
     next.quality = Quality::good;
     next.reason = QualityReason::none;
     next.detail.clear();
     next.source_time = when;
-    set_state(index, std::move(next), true);
+    set_state(id, std::move(next), true);
   }
 
-  void set_bad(std::size_t index, QualityReason reason, std::string detail) {
-    TagState next = tags[index].state;
+  void set_bad(Id id, QualityReason reason, std::string detail) {
+    const Tag* tag = live_tag(id);
+    if (!tag) return;
+    TagState next = tag->state;
     next.quality = Quality::bad;
     next.reason = reason;
     next.detail = std::move(detail);
-    set_state(index, std::move(next), false);
+    set_state(id, std::move(next), false);
   }
 
   void apply(const Outcome& o, SystemTime when) {
@@ -389,9 +523,10 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   // A system tag's value (always good, except the days left without a certificate).
   void set_system(Link& link, Sys which, Value value) {
-    const std::size_t index = link.system[std::size_t(which)];
-    if (tags[index].state.quality == Quality::good && tags[index].state.value == value) return;
-    set_good(index, std::move(value), std::chrono::system_clock::now());
+    const Id id = link.system[std::size_t(which)];
+    const Tag* tag = live_tag(id);
+    if (!tag || (tag->state.quality == Quality::good && tag->state.value == value)) return;
+    set_good(id, std::move(value), std::chrono::system_clock::now());
   }
 
   void set_last_error(Link& link, std::string text) {
@@ -414,7 +549,6 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   std::optional<std::string> add_connection(ConnectionSetup setup) {
     const std::string name = setup.config.name;
-    if (started) return "connections are added before start()";
     if (name.empty()) return std::string("a connection needs a name");
     for (char c : name) {
       if (c == '@' || static_cast<unsigned char>(c) < 0x20) {
@@ -449,32 +583,36 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
         return "tag " + system_tag_name(name, spec.name) + " exists already";
       }
     }
-    const std::size_t link_index = links.size();
+    link.id = next_id++;
     for (const SysSpec& spec : kSysSpecs) {
       Tag tag;
       tag.config.name = system_tag_name(name, spec.name);
       tag.config.type = spec.type;
       tag.config.access = spec.access;
-      tag.link = link_index;
+      tag.link = link.id;
       tag.system = spec.which;
       tag.state.value = zero_value(spec.type);
       tag.state.quality = Quality::good;
       tag.state.reason = QualityReason::none;
       tag.state.server_time = std::chrono::system_clock::now();
-      link.system[std::size_t(spec.which)] = tags.size();
-      by_name.emplace(tag.config.name, tags.size());
-      tags.push_back(std::move(tag));
+      const Id id = next_id++;
+      link.system[std::size_t(spec.which)] = id;
+      by_name.emplace(tag.config.name, id);
+      tags.emplace(id, std::move(tag));
     }
     link.setup = std::move(setup);
-    auto& t = tags;
-    t[link.system[std::size_t(Sys::force)]].state.value = std::int64_t(link.force);
-    t[link.system[std::size_t(Sys::use)]].state.value = std::int64_t(link.use);
-    t[link.system[std::size_t(Sys::alternative)]].state.value =
+    const auto system = [&](Sys which) -> TagState& {
+      return tags.at(link.system[std::size_t(which)]).state;
+    };
+    system(Sys::force).value = std::int64_t(link.force);
+    system(Sys::use).value = std::int64_t(link.use);
+    system(Sys::alternative).value =
         link.alternative ? link.alternative->to_string() : std::string();
-    t[link.system[std::size_t(Sys::current)]].state.value = fit_text(selected(link).text());
-    t[link.system[std::size_t(Sys::days_left)]].state = no_certificate_state();
-    link_by_name.emplace(name, link_index);
-    links.push_back(std::move(link));
+    system(Sys::current).value = fit_text(selected(link).text());
+    system(Sys::days_left) = no_certificate_state();
+    link_by_name.emplace(name, link.id);
+    Link& stored = links.emplace(link.id, std::move(link)).first->second;
+    if (started) start_link(stored);
     return std::nullopt;
   }
 
@@ -489,7 +627,6 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   }
 
   std::optional<std::string> add_tag(TagConfig config) {
-    if (started) return "tags are added before start()";
     const std::string who = "tag '" + config.name + "': ";
     if (config.name.empty()) return std::string("a tag needs a name");
     if (config.name.front() == '@') return who + "names starting with '@' are system tags";
@@ -541,21 +678,98 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       tag.state.detail = "not read from the PLC yet";
     }
     tag.config = std::move(config);
-    const std::size_t index = tags.size();
-    if (tag.link != kNone) {
-      Link& link = links[tag.link];
-      auto g = std::find_if(link.groups.begin(), link.groups.end(),
-                            [&](const Group& group) { return group.cycle == tag.config.cycle; });
-      if (g == link.groups.end()) {
-        link.groups.emplace_back();
-        g = std::prev(link.groups.end());
-        g->cycle = tag.config.cycle;
-      }
-      g->tags.push_back(index);
+    const Id id = next_id++;
+    by_name.emplace(tag.config.name, id);
+    if (tag.link == kNone) {
+      tags.emplace(id, std::move(tag));
+      return std::nullopt;
     }
-    by_name.emplace(tag.config.name, index);
-    tags.push_back(std::move(tag));
+    Link& link = links.at(tag.link);
+    if (started && !link_up(link) && !link.down_detail.empty()) {
+      // Down like the connection's other tags, for the same reason.
+      tag.state.quality = Quality::bad;
+      tag.state.reason = QualityReason::not_connected;
+      tag.state.detail = link.down_detail;
+    }
+    const auto cycle = tag.config.cycle;
+    tags.emplace(id, std::move(tag));
+    auto g = std::find_if(link.groups.begin(), link.groups.end(),
+                          [&](const auto& entry) { return entry.second.cycle == cycle; });
+    const bool new_group = g == link.groups.end();
+    if (new_group) {
+      g = link.groups.emplace(next_id++, Group{}).first;
+      g->second.cycle = cycle;
+    }
+    Group& group = g->second;
+    group.tags.push_back(id);
+    group.replan = true;
+    if (started && new_group) {
+      start_group(link, g->first, group, Steady::now());  // its first cycle at once
+    } else if (started) {
+      read_soon(link, g->first, group);
+    }
     return std::nullopt;
+  }
+
+  // Takes the tag out of every lookup and out of its connection's plan at once; its record goes
+  // on the strand (a caller up the stack may still refer to it).
+  std::optional<std::string> remove_tag(std::string_view name) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) return "no tag named '" + std::string(name) + "'";
+    const Id id = it->second;
+    Tag& tag = tags.at(id);
+    if (tag.system) {
+      return tag.config.name + " is a system tag: it goes with connection '" +
+             links.at(tag.link).setup.config.name + "' (remove the connection)";
+    }
+    tag.removed = true;
+    by_name.erase(it);
+    if (tag.link != kNone) {
+      for (auto& [g, group] : links.at(tag.link).groups) {
+        if (std::erase(group.tags, id) > 0) group.replan = true;
+      }
+    }
+    run([this, id] { erase_tag(id); });
+    return std::nullopt;
+  }
+
+  void erase_tag(Id id) {
+    auto it = tags.find(id);
+    if (it == tags.end()) return;
+    const Id l = it->second.link;
+    tags.erase(it);
+    if (Link* link = live_link(l)) {
+      std::erase_if(link->groups, [](const auto& entry) { return entry.second.tags.empty(); });
+    }
+  }
+
+  // Takes the connection and its tags out of every lookup at once; the sessions close and the
+  // records go on the strand.
+  std::optional<std::string> remove_connection(std::string_view name) {
+    auto it = link_by_name.find(name);
+    if (it == link_by_name.end()) return "no connection named '" + std::string(name) + "'";
+    const Id l = it->second;
+    link_by_name.erase(it);
+    links.at(l).removed = true;
+    for (auto& [id, tag] : tags) {
+      if (tag.link != l || tag.removed) continue;
+      tag.removed = true;
+      by_name.erase(tag.config.name);
+    }
+    run([this, l] { erase_link(l); });
+    return std::nullopt;
+  }
+
+  void erase_link(Id l) {
+    auto it = links.find(l);
+    if (it == links.end()) return;
+    Link& link = it->second;
+    const std::string why = "connection " + link.setup.config.name + " was removed";
+    drop(link.pending, why);
+    drop(link.active, why);
+    for (auto& retired : link.retired) drop(retired, why);
+    std::erase_if(tags, [l](const auto& entry) { return entry.second.link == l; });
+    links.erase(l);  // by key: a write callback above may have added links
   }
 
   // The AlternativeAddress as text -> its value, or why it is refused for this connection.
@@ -594,41 +808,55 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     return link.use == 1 && link.alternative ? alternative_endpoint(link) : original(link);
   }
 
+  static bool link_up(const Link& link) {
+    return link.active && link.active->state == ConnectionState::up;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Start and stop
 
   void start() {
     if (started) return;
     started = true;
-    for (std::size_t l = 0; l < links.size(); ++l) {
-      Link& link = links[l];
-      for (std::size_t g = 0; g < link.groups.size(); ++g) {
-        Group& group = link.groups[g];
-        group.timer = std::make_unique<asio::steady_timer>(strand);
-        group.next = Steady::now() + group.cycle;
-        arm(l, g);
-      }
-      link.housekeeping = std::make_unique<asio::steady_timer>(strand);
-      arm_housekeeping(l);
-      if (link.force == 1) {
-        link.active = open_session(l, selected(link));
-      } else {
-        mark_link_down(link, "forced down by " +
-                                 system_tag_name(link.setup.config.name, kForceConnectionState) +
-                                 " = 0");
-      }
-      refresh_system(link);
+    // By id: an update handler may add a connection meanwhile, which then starts by itself.
+    std::vector<Id> ids;
+    for (const auto& [l, link] : links) ids.push_back(l);
+    for (Id l : ids) {
+      if (Link* link = live_link(l)) start_link(*link);
     }
   }
 
+  // Acquisition timers, and the connection as its start values say (or as they were set since).
+  void start_link(Link& link) {
+    for (auto& [g, group] : link.groups) {
+      start_group(link, g, group, Steady::now() + group.cycle);
+    }
+    link.housekeeping = std::make_unique<asio::steady_timer>(strand);
+    arm_housekeeping(link);
+    if (link.force == 1) {
+      link.active = open_session(link, selected(link));
+    } else {
+      mark_link_down(link, "forced down by " +
+                               system_tag_name(link.setup.config.name, kForceConnectionState) +
+                               " = 0");
+    }
+    refresh_system(link);
+  }
+
+  void start_group(Link& link, Id g, Group& group, Steady::time_point first) {
+    group.timer = std::make_unique<asio::steady_timer>(strand);
+    group.next = first;
+    arm(link, g, group);
+  }
+
   void stop() {
-    for (Link& link : links) {
+    for (auto& [l, link] : links) {
       drop(link.active, "the tag server stopped");
       drop(link.pending, "the tag server stopped");
       for (auto& retired : link.retired) drop(retired, "the tag server stopped");
       link.retired.clear();
       link.first_read = {};
-      for (Group& group : link.groups) {
+      for (auto& [g, group] : link.groups) {
         if (group.timer) group.timer->cancel();
         group.outstanding = 0;
         ++group.round;
@@ -662,15 +890,16 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     if (session && !session->writes.empty()) link.retired.push_back(std::move(session));
   }
 
-  std::unique_ptr<Session> open_session(std::size_t l, Endpoint endpoint) {
+  std::unique_ptr<Session> open_session(Link& link, Endpoint endpoint) {
     auto session = std::make_unique<Session>();
-    session->id = next_session++;
+    session->id = next_id++;
     session->endpoint = std::move(endpoint);
     session->connection =
         std::make_unique<channel::Connection>(executor, store, session->endpoint.config);
-    const std::uint64_t id = session->id;
     session->connection->subscribe(on_strand<const channel::ConnectionEvent&>(
-        [this, l, id](const channel::ConnectionEvent& event) { on_event(l, id, event); }));
+        [this, l = link.id, id = session->id](const channel::ConnectionEvent& event) {
+          on_event(l, id, event);
+        }));
     session->state = ConnectionState::connecting;
     session->connection->start();
     return session;
@@ -679,36 +908,53 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   // -------------------------------------------------------------------------------------------
   // Connection events
 
-  void on_event(std::size_t l, std::uint64_t id, const channel::ConnectionEvent& event) {
-    Link& link = links[l];
-    if (link.active && link.active->id == id) {
-      on_active_event(l, event);
-    } else if (link.pending && link.pending->id == id) {
-      on_pending_event(l, event);
+  void on_event(Id l, Id id, const channel::ConnectionEvent& event) {
+    Link* link = live_link(l);
+    if (!link) return;
+    if (link->active && link->active->id == id) {
+      on_active_event(*link, event);
+    } else if (link->pending && link->pending->id == id) {
+      on_pending_event(*link, event);
     }
   }
 
-  void on_active_event(std::size_t l, const channel::ConnectionEvent& event) {
-    Link& link = links[l];
+  // A session came up: counted, and its request clock starts over.
+  void count_up(Link& link, Session& session) {
+    ++link.stats.sessions_up;
+    session.clock.restart(session.connection->info().amq);
+  }
+
+  // Whether the event is a failed attempt or an ended session (not one stopped on purpose);
+  // if so, it is counted by its reason.
+  static bool count_failure(Link& link, const channel::ConnectionEvent& event) {
+    if (event.state != ConnectionState::waiting && event.state != ConnectionState::stopped) {
+      return false;
+    }
+    if (event.reason == channel::FailureReason::none ||
+        event.reason == channel::FailureReason::stopped) {
+      return false;
+    }
+    ++link.stats.failures[channel::failure_reason_name(event.reason)];
+    return true;
+  }
+
+  void on_active_event(Link& link, const channel::ConnectionEvent& event) {
     Session& session = *link.active;
     const bool was_up = session.state == ConnectionState::up;
     session.state = event.state;
     if (event.state == ConnectionState::up) {
+      count_up(link, session);
       link.last_info = session.connection->info();
-      for (Group& group : link.groups) {
+      for (auto& [g, group] : link.groups) {
         group.plan.reset();
         group.outstanding = 0;
         ++group.round;
       }
-      for (std::size_t g = 0; g < link.groups.size(); ++g) begin_cycle(l, g);
+      for (auto& [g, group] : link.groups) begin_cycle(link, g, group);
     } else {
-      if (event.state == ConnectionState::waiting || event.state == ConnectionState::stopped) {
-        const std::string words =
-            "connection to " + session.endpoint.text() + " failed: " + failure_words(event);
-        if (event.reason != channel::FailureReason::none &&
-            event.reason != channel::FailureReason::stopped) {
-          set_last_error(link, words);
-        }
+      if (count_failure(link, event)) {
+        set_last_error(
+            link, "connection to " + session.endpoint.text() + " failed: " + failure_words(event));
       }
       if (was_up || event.state != ConnectionState::connecting) {
         std::string detail = link.setup.config.name + " is not connected";
@@ -717,7 +963,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
         }
         mark_link_down(link, detail);
       }
-      for (Group& group : link.groups) {
+      for (auto& [g, group] : link.groups) {
         group.outstanding = 0;
         ++group.round;
       }
@@ -725,17 +971,16 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     refresh_system(link);
   }
 
-  void on_pending_event(std::size_t l, const channel::ConnectionEvent& event) {
-    Link& link = links[l];
+  void on_pending_event(Link& link, const channel::ConnectionEvent& event) {
     Session& pending = *link.pending;
     pending.state = event.state;
     if (event.state == ConnectionState::up) {
-      start_first_read(l);
+      count_up(link, pending);
+      start_first_read(link);
       return;
     }
     link.first_read = {};
-    if (event.reason != channel::FailureReason::none &&
-        event.reason != channel::FailureReason::stopped) {
+    if (count_failure(link, event)) {
       set_last_error(link, "switch to " + pending.endpoint.text() + " not done, still on " +
                                link.active->endpoint.text() + ": " + failure_words(event));
     }
@@ -743,9 +988,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   // Every PLC tag of the link bad (not connected).
   void mark_link_down(Link& link, const std::string& detail) {
-    const std::size_t l = std::size_t(&link - links.data());
-    for (std::size_t t = 0; t < tags.size(); ++t) {
-      if (tags[t].link == l && !tags[t].system) set_bad(t, QualityReason::not_connected, detail);
+    link.down_detail = detail;
+    for (auto& [id, tag] : tags) {
+      if (tag.link == link.id && !tag.system) set_bad(id, QualityReason::not_connected, detail);
     }
   }
 
@@ -774,11 +1019,11 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     if (up && link.last_info) peer = link.last_info->peer_certificate;
     set_system(link, Sys::peer_certificate,
                fit_text(peer ? "SHA-256 " + peer->sha256 + " " + peer->subject : std::string()));
-    const std::size_t days = link.system[std::size_t(Sys::days_left)];
+    const Id days = link.system[std::size_t(Sys::days_left)];
     if (peer) {
       set_system(link, Sys::days_left,
                  std::int64_t(peer->days_until_expiry(std::chrono::system_clock::now())));
-    } else if (tags[days].state.quality == Quality::good) {
+    } else if (const Tag* tag = live_tag(days); tag && tag->state.quality == Quality::good) {
       TagState s = no_certificate_state();
       s.detail = up ? "the session uses no PLC certificate (plaintext or PSK)"
                     : "no PLC certificate in use: not connected";
@@ -786,29 +1031,40 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  void arm_housekeeping(std::size_t l) {
-    Link& link = links[l];
+  void arm_housekeeping(Link& link) {
     link.housekeeping->expires_after(kHousekeeping);
-    link.housekeeping->async_wait(after_timer([this, l] {
-      refresh_system(links[l]);
-      arm_housekeeping(l);
+    link.housekeeping->async_wait(after_timer([this, l = link.id] {
+      if (Link* link = live_link(l)) {
+        refresh_system(*link);
+        arm_housekeeping(*link);
+      }
     }));
   }
 
   // -------------------------------------------------------------------------------------------
   // Acquisition
 
-  void arm(std::size_t l, std::size_t g) {
-    Group& group = links[l].groups[g];
+  void arm(Link& link, Id g, Group& group) {
     group.timer->expires_at(group.next);
-    group.timer->async_wait(after_timer([this, l, g] {
-      if (started) on_tick(l, g);
+    group.timer->async_wait(after_timer([this, l = link.id, g] {
+      Link* link = live_link(l);
+      Group* group = link ? group_of(*link, g) : nullptr;
+      if (started && group) on_tick(*link, g, *group);
     }));
   }
 
-  void on_tick(std::size_t l, std::size_t g) {
-    Link& link = links[l];
-    Group& group = link.groups[g];
+  // Tags joined the group of a running server: their first read comes at once, or as soon as
+  // the group's cycle in progress ends, rather than a whole cycle later.
+  void read_soon(Link& link, Id g, Group& group) {
+    if (group.outstanding > 0) {
+      group.read_added = true;
+      return;
+    }
+    group.next = Steady::now();
+    arm(link, g, group);
+  }
+
+  void on_tick(Link& link, Id g, Group& group) {
     const auto now = Steady::now();
     group.next += group.cycle;
     if (group.next <= now) {
@@ -816,62 +1072,68 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       const auto behind = (now - group.next) / group.cycle + 1;
       group.next += behind * group.cycle;
     }
-    arm(l, g);
+    arm(link, g, group);
     if (link.pending && link.pending->state == ConnectionState::up &&
         link.first_read.session == 0) {
-      start_first_read(l);
+      start_first_read(link);
     }
-    begin_cycle(l, g);
+    begin_cycle(link, g, group);
   }
 
-  void begin_cycle(std::size_t l, std::size_t g) {
-    Link& link = links[l];
-    Group& group = link.groups[g];
-    if (!link.active || link.active->state != ConnectionState::up) return;
+  void begin_cycle(Link& link, Id g, Group& group) {
+    if (!link_up(link)) return;
     if (group.outstanding > 0) {
       ++link.stats.overruns;
       return;
     }
-    if (!group.plan) {
+    if (!group.plan || group.replan) {
       const auto info = link.active->connection->info();
       group.plan = make_plan(group.tags, tags, info.pdu, info.amq);
+      group.replan = false;
       for (const auto& [tag, why] : group.plan->unreadable) {
         set_bad(tag, QualityReason::config_error, why);
       }
     }
+    group.read_added = false;
     if (group.plan->plan.requests.empty()) return;
     ++group.round;
     group.outstanding = group.plan->plan.requests.size();
     group.started = Steady::now();
-    const std::uint64_t round = group.round, session = link.active->id;
+    Session& session = *link.active;
+    const std::uint64_t round = group.round;
     for (std::size_t r = 0; r < group.plan->plan.requests.size(); ++r) {
       ++link.stats.requests;
-      link.active->connection->submit(
+      session.connection->submit(
           channel::read_request_pdu(0, group.plan->plan.requests[r]),
-          on_strand<channel::JobResult>([this, l, g, r, round, session](const auto& result) {
-            on_cycle_reply(l, g, r, round, session, result);
-          }));
+          timed(link, session,
+                [this, l = link.id, g, r, round, id = session.id](const auto& result) {
+                  on_cycle_reply(l, g, r, round, id, result);
+                }));
     }
   }
 
-  void on_cycle_reply(std::size_t l, std::size_t g, std::size_t r, std::uint64_t round,
-                      std::uint64_t session, const channel::JobResult& result) {
-    Link& link = links[l];
-    Group& group = link.groups[g];
-    if (!link.active || link.active->id != session || group.round != round || !group.plan) return;
+  void on_cycle_reply(Id l, Id g, std::size_t r, std::uint64_t round, Id session,
+                      const channel::JobResult& result) {
+    Link* link = live_link(l);
+    Group* group = link ? group_of(*link, g) : nullptr;
+    if (!group || !link->active || link->active->id != session || group->round != round ||
+        !group->plan) {
+      return;
+    }
     const auto when = std::chrono::system_clock::now();
     for (const Outcome& o :
-         outcomes_of(group.plan->plan.requests[r], group.plan->tags, tags, result)) {
-      if (o.value) ++link.stats.values;
+         outcomes_of(group->plan->plan.requests[r], group->plan->tags, tags, result)) {
+      if (o.value) ++link->stats.values;
       // A job that failed because the session ended: the connection event marks the tags.
       if (!o.value && o.reason == QualityReason::not_connected) continue;
       apply(o, when);
     }
-    if (group.outstanding > 0 && --group.outstanding == 0) {
-      ++link.stats.cycles;
-      link.stats.last_cycle =
-          std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - group.started);
-      link.stats.busy += link.stats.last_cycle;
+    if (group->outstanding > 0 && --group->outstanding == 0) {
+      ++link->stats.cycles;
+      link->stats.last_cycle =
+          std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - group->started);
+      link->stats.busy += link->stats.last_cycle;
+      if (group->read_added) read_soon(*link, g, *group);
     }
   }
 
@@ -879,51 +1141,54 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   // Make-before-break
 
   // The pending session is up: read every tag of the link through it.
-  void start_first_read(std::size_t l) {
-    Link& link = links[l];
+  void start_first_read(Link& link) {
     Session& pending = *link.pending;
     const auto info = pending.connection->info();
     auto plans = std::make_shared<std::vector<GroupPlan>>();
     std::size_t requests = 0;
-    for (const Group& group : link.groups) {
+    for (const auto& [g, group] : link.groups) {
       plans->push_back(make_plan(group.tags, tags, info.pdu, info.amq));
       requests += plans->back().plan.requests.size();
     }
     link.first_read = FirstRead{pending.id, requests, {}, {}};
     for (const GroupPlan& plan : *plans) {
       for (const auto& [tag, why] : plan.unreadable) {
-        TagState s = tags[tag].state;
+        TagState s = tags.at(tag).state;
         s.quality = Quality::bad;
         s.reason = QualityReason::config_error;
         s.detail = why;
         link.first_read.results.emplace_back(tag, std::move(s));
       }
     }
-    if (requests == 0) return complete_switch(l);
-    const std::uint64_t id = pending.id;
+    if (requests == 0) return complete_switch(link);
     for (std::size_t p = 0; p < plans->size(); ++p) {
       for (std::size_t r = 0; r < (*plans)[p].plan.requests.size(); ++r) {
         pending.connection->submit(
             channel::read_request_pdu(0, (*plans)[p].plan.requests[r]),
-            on_strand<channel::JobResult>([this, l, p, r, id, plans](const auto& result) {
-              on_first_read_reply(l, (*plans)[p], r, id, result);
-            }));
+            timed(link, pending,
+                  [this, l = link.id, p, r, id = pending.id, plans](const auto& result) {
+                    on_first_read_reply(l, (*plans)[p], r, id, result);
+                  }));
       }
     }
   }
 
-  void on_first_read_reply(std::size_t l, const GroupPlan& plan, std::size_t r, std::uint64_t id,
+  void on_first_read_reply(Id l, const GroupPlan& plan, std::size_t r, Id id,
                            const channel::JobResult& result) {
-    Link& link = links[l];
-    FirstRead& fr = link.first_read;
-    if (!link.pending || link.pending->id != id || fr.session != id) return;
+    Link* link = live_link(l);
+    if (!link || !link->pending || link->pending->id != id || link->first_read.session != id) {
+      return;
+    }
+    FirstRead& fr = link->first_read;
     const auto when = std::chrono::system_clock::now();
     for (const Outcome& o : outcomes_of(plan.plan.requests[r], plan.tags, tags, result)) {
       if (!o.value && o.reason == QualityReason::not_connected) {
         fr.failure = o.detail;
         continue;
       }
-      TagState s = tags[o.tag].state;
+      const Tag* tag = live_tag(o.tag);
+      if (!tag) continue;
+      TagState s = tag->state;
       if (o.value) {
         s.value = *o.value;
         s.quality = Quality::good;
@@ -939,30 +1204,29 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     }
     if (--fr.outstanding > 0) return;
     if (!fr.failure.empty()) {
-      set_last_error(link, "switch to " + link.pending->endpoint.text() +
-                               " not done: its first read failed: " + fr.failure);
+      set_last_error(*link, "switch to " + link->pending->endpoint.text() +
+                                " not done: its first read failed: " + fr.failure);
       fr = {};  // tried again at the next cycle while the new session stays up
       return;
     }
-    complete_switch(l);
+    complete_switch(*link);
   }
 
   // The pending session has read every tag: it serves from now on; the old one closes.
-  void complete_switch(std::size_t l) {
-    Link& link = links[l];
+  void complete_switch(Link& link) {
     FirstRead fr = std::move(link.first_read);
     link.first_read = {};
     std::unique_ptr<Session> old = std::move(link.active);
     link.active = std::move(link.pending);
     link.last_info = link.active->connection->info();
-    for (Group& group : link.groups) {
+    for (auto& [g, group] : link.groups) {
       group.plan.reset();
       group.outstanding = 0;
       ++group.round;
     }
     for (auto& [tag, state] : fr.results) {
       const bool fresh = state.quality == Quality::good;
-      set_state(tag, std::move(state), fresh);
+      set_state(tag, std::move(state), fresh);  // nothing for a tag removed meanwhile
     }
     ++link.stats.switches;
     retire(link, std::move(old));  // close_notify and COTP DR once its writes are answered
@@ -970,8 +1234,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // The selection (Use, or the alternative in use) changed: act on it.
-  void reselect(std::size_t l) {
-    Link& link = links[l];
+  void reselect(Link& link) {
     if (link.force != 1 || !started) return refresh_system(link);
     const Endpoint target = selected(link);
     if (link.active && link.active->endpoint.same_as(target)) {
@@ -979,15 +1242,15 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       link.first_read = {};
       return refresh_system(link);
     }
-    if (link.active && link.active->state == ConnectionState::up) {
+    if (link_up(link)) {
       if (link.pending && link.pending->endpoint.same_as(target)) return;
       link.first_read = {};
-      link.pending = open_session(l, target);  // make-before-break
+      link.pending = open_session(link, target);  // make-before-break
     } else {
       drop(link.pending, "the selection changed");
       link.first_read = {};
       drop(link.active, "the selection changed");
-      link.active = open_session(l, target);  // nothing serves: go straight there
+      link.active = open_session(link, target);  // nothing serves: go straight there
     }
     refresh_system(link);
   }
@@ -998,19 +1261,19 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
   void write(const std::string& name, Value value, const WriteCallback& done) {
     auto it = by_name.find(name);
     if (it == by_name.end()) return done("no tag named '" + name + "'");
-    const std::size_t index = it->second;
-    Tag& tag = tags[index];
+    const Id id = it->second;
+    Tag& tag = tags.at(id);
     if (tag.config.access != Access::read_write) return done(name + " is read-only");
     auto checked = normalized(tag.config.type, std::move(value));
     if (auto* why = std::get_if<std::string>(&checked)) return done(name + ": " + *why);
     value = std::get<Value>(std::move(checked));
-    if (tag.system) return write_system(index, std::move(value), done);
+    if (tag.system) return write_system(id, std::move(value), done);
     if (tag.link == kNone) {
-      set_good(index, std::move(value), std::chrono::system_clock::now());
+      set_good(id, std::move(value), std::chrono::system_clock::now());
       return done(std::nullopt);
     }
-    Link& link = links[tag.link];
-    if (!link.active || link.active->state != ConnectionState::up) {
+    Link& link = links.at(tag.link);
+    if (!link_up(link)) {
       std::string why =
           name + ": not written, connection " + link.setup.config.name + " is not connected";
       if (link.force == 0) why += " (forced down)";
@@ -1029,31 +1292,28 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       data.size = channel::DataSize::byte_word_dword;
     }
     Session& session = *link.active;
-    const std::uint64_t number = session.next_write++, id = session.id;
-    const std::size_t l = tag.link;
+    const std::uint64_t number = session.next_write++;
     session.writes.emplace(number, std::make_pair(name, done));
     session.connection->write(
         {item}, {std::move(data)},
-        on_strand<channel::JobResult>(
-            [this, l, id, number](const auto& result) { on_write_reply(l, id, number, result); }));
+        timed(link, session, [this, l = link.id, id = session.id, number](const auto& result) {
+          on_write_reply(l, id, number, result);
+        }));
   }
 
-  void on_write_reply(std::size_t l, std::uint64_t id, std::uint64_t number,
-                      const channel::JobResult& result) {
-    Link& link = links[l];
-    std::unique_ptr<Session>* owner = nullptr;
-    if (link.active && link.active->id == id) owner = &link.active;
-    if (link.pending && link.pending->id == id) owner = &link.pending;
-    for (auto& retired : link.retired) {
-      if (retired->id == id) owner = &retired;
-    }
-    if (!owner) return;  // dropped: its writes were answered then
-    Session& session = **owner;
-    auto it = session.writes.find(number);
-    if (it == session.writes.end()) return;
+  // Also for a removed connection whose sessions are not closed yet: the PLC's answer is better
+  // than "not confirmed".
+  void on_write_reply(Id l, Id id, std::uint64_t number, const channel::JobResult& result) {
+    auto found = links.find(l);
+    if (found == links.end()) return;
+    Link& link = found->second;
+    Session* session = session_of(link, id);
+    if (!session) return;  // dropped: its writes were answered then
+    auto it = session->writes.find(number);
+    if (it == session->writes.end()) return;
     auto [name, done] = std::move(it->second);
-    session.writes.erase(it);
-    if (session.writes.empty()) {
+    session->writes.erase(it);
+    if (session->writes.empty()) {
       std::erase_if(link.retired, [&](const auto& r) { return r->id == id; });
     }
     done(write_result(name, result));
@@ -1081,10 +1341,9 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
     return std::nullopt;
   }
 
-  void write_system(std::size_t index, Value value, const WriteCallback& done) {
-    Tag& tag = tags[index];
-    const std::size_t l = tag.link;
-    Link& link = links[l];
+  void write_system(Id index, Value value, const WriteCallback& done) {
+    Tag& tag = tags.at(index);
+    Link& link = links.at(tag.link);
     const std::string& name = tag.config.name;
     const auto refuse = [&](std::string why) {
       set_last_error(link, why);
@@ -1107,13 +1366,13 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
           link.first_read = {};
           drop(link.active, "the connection was forced down");
           link.last_info.reset();
-          for (Group& group : link.groups) {
+          for (auto& [g, group] : link.groups) {
             group.outstanding = 0;
             ++group.round;
           }
           mark_link_down(link, "forced down by " + name + " = 0");
         } else if (started) {
-          link.active = open_session(l, selected(link));
+          link.active = open_session(link, selected(link));
         }
         refresh_system(link);
         return done(std::nullopt);
@@ -1132,7 +1391,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
         set_system(link, Sys::use, v);
         if (std::uint32_t(v) != link.use) {
           link.use = std::uint32_t(v);
-          reselect(l);
+          reselect(link);
         }
         return done(std::nullopt);
       }
@@ -1153,7 +1412,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
         if (auto* why = std::get_if<std::string>(&parsed)) return refuse(name + ": " + *why);
         link.alternative = std::get<AlternativeAddress>(std::move(parsed));
         set_system(link, Sys::alternative, link.alternative->to_string());
-        if (link.use == 1) reselect(l);
+        if (link.use == 1) reselect(link);
         return done(std::nullopt);
       }
       default:
@@ -1182,6 +1441,16 @@ std::optional<std::string> TagServer::add_tag(TagConfig tag) {
   return impl_->add_tag(std::move(tag));
 }
 
+std::optional<std::string> TagServer::remove_tag(std::string_view name) {
+  Impl::Lock lock(impl_->mutex);
+  return impl_->remove_tag(name);
+}
+
+std::optional<std::string> TagServer::remove_connection(std::string_view name) {
+  Impl::Lock lock(impl_->mutex);
+  return impl_->remove_connection(name);
+}
+
 void TagServer::start() {
   impl_->run([impl = impl_.get()] { impl->start(); });
 }
@@ -1204,14 +1473,14 @@ std::optional<TagConfig> TagServer::tag_config(std::string_view name) const {
   Impl::Lock lock(impl_->mutex);
   auto it = impl_->by_name.find(name);
   if (it == impl_->by_name.end()) return std::nullopt;
-  return impl_->tags[it->second].config;
+  return impl_->tags.at(it->second).config;
 }
 
 std::optional<TagState> TagServer::read(std::string_view name) const {
   Impl::Lock lock(impl_->mutex);
   auto it = impl_->by_name.find(name);
   if (it == impl_->by_name.end()) return std::nullopt;
-  return impl_->tags[it->second].state;
+  return impl_->tags.at(it->second).state;
 }
 
 void TagServer::write(std::string_view name, Value value, WriteCallback done) {
@@ -1224,7 +1493,7 @@ void TagServer::write_text(std::string_view name, std::string_view text, WriteCa
               done = std::move(done)] {
     auto it = impl->by_name.find(name);
     if (it == impl->by_name.end()) return done("no tag named '" + name + "'");
-    auto parsed = parse_value(impl->tags[it->second].config.type, text);
+    auto parsed = parse_value(impl->tags.at(it->second).config.type, text);
     if (auto* why = std::get_if<std::string>(&parsed)) return done(name + ": " + *why);
     impl->write(name, std::get<Value>(std::move(parsed)), done);
   });
@@ -1239,7 +1508,7 @@ std::optional<LinkStatistics> TagServer::statistics(std::string_view connection)
   Impl::Lock lock(impl_->mutex);
   auto it = impl_->link_by_name.find(connection);
   if (it == impl_->link_by_name.end()) return std::nullopt;
-  return impl_->links[it->second].stats;
+  return impl_->links.at(it->second).stats;
 }
 
 std::optional<channel::ConnectionInfo> TagServer::connection_info(
@@ -1247,7 +1516,7 @@ std::optional<channel::ConnectionInfo> TagServer::connection_info(
   Impl::Lock lock(impl_->mutex);
   auto it = impl_->link_by_name.find(connection);
   if (it == impl_->link_by_name.end()) return std::nullopt;
-  const Link& link = impl_->links[it->second];
+  const Link& link = impl_->links.at(it->second);
   if (link.active) return link.active->connection->info();
   return link.last_info;
 }

@@ -1,6 +1,7 @@
 // TagServer against two plcsim PLCs on loopback with different memory: acquisition and quality,
 // writes of every data type, the system tags and the connection change of DESIGN.md §7
-// (issue 5, tests 1-7). Certificates are made while the tests run.
+// (issue 5, tests 1-7), connections and tags added and removed while running, and the statistics
+// for the metrics. Certificates are made while the tests run.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -395,6 +396,7 @@ TEST_P(TwoPlcs, MakeBeforeBreakHasNoBadCycle) {
   }
   EXPECT_TRUE(eventually([&] { return plc1().connections() == 0; })) << "the old session closes";
   EXPECT_EQ(server->statistics("PLC1")->switches, 1u);
+  EXPECT_EQ(server->statistics("PLC1")->sessions_up, 2u) << "the first and the new one";
   EXPECT_NE(text_of(*server, kCurrent).find(port_text(plc2())), std::string::npos);
   EXPECT_NE(text_of(*server, kPeer).find(plc2_->files().server.sha256), std::string::npos);
   EXPECT_EQ(text_of(*server, kError), "");
@@ -405,6 +407,7 @@ TEST_P(TwoPlcs, MakeBeforeBreakHasNoBadCycle) {
   ASSERT_TRUE(eventually([&] { return good_with(*server, kSpeed, std::int64_t(1111)); }));
   for (const TagUpdate& u : updates.of(kSpeed, mark2)) EXPECT_EQ(u.state.quality, Quality::good);
   EXPECT_EQ(server->statistics("PLC1")->switches, 2u);
+  EXPECT_EQ(server->statistics("PLC1")->sessions_up, 3u);
 }
 
 TEST_P(TwoPlcs, UnreachableAlternativeLeavesTheOldSessionServing) {
@@ -478,6 +481,37 @@ TEST_P(TwoPlcs, WritesInFlightAreAnsweredAcrossSwitchAndForce) {
 // ---------------------------------------------------------------------------------------------
 // Test 4: a PLC2 with an unknown self-signed certificate.
 
+// A tls PLC with a self-signed certificate of its own that nobody imported.
+class SelfSignedPlc {
+ public:
+  SelfSignedPlc() {
+    pki::KeyPtr key = pki::make_key(pki::KeyKind::ec_p256);
+    pki::CertificateSpec spec;
+    spec.subject = {{"O", "tag tests"}, {"CN", "PLC2 replacement CPU"}};
+    spec.not_before =
+        std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) - 1h;
+    spec.not_after = spec.not_before + 48h;
+    spec.ca = false;
+    spec.ip_addresses = {"127.0.0.1"};
+    auto certificate = pki::make_certificate(spec, key.get(), nullptr, key.get());
+    sha256_ = pki::sha256_hex(pki::der_of(certificate.get()));
+    test::write_file(dir_.file("plc.crt"), pki::pem_of(certificate.get()));
+    test::write_file(dir_.file("plc.key"), pki::pem_of_private_key(key.get()));
+    plcsim::PlcConfig config;
+    config.mode = SecurityMode::tls;
+    config.tls.certificate = dir_.file("plc.crt");
+    config.tls.key = dir_.file("plc.key");
+    simulator_ = std::make_unique<plcsim::Simulator>(std::vector{config}, "127.0.0.1", 0);
+  }
+  plcsim::Plc& plc() { return simulator_->plc(0); }
+  const std::string& sha256() const { return sha256_; }
+
+ private:
+  test::TempDir dir_;
+  std::string sha256_;
+  std::unique_ptr<plcsim::Simulator> simulator_;
+};
+
 TEST(TagServerTrust, SwitchToUnknownCertificateCompletesAfterManualTrust) {
   TestStore ts;
   EventLoop loop;
@@ -485,28 +519,13 @@ TEST(TagServerTrust, SwitchToUnknownCertificateCompletesAfterManualTrust) {
   put_word(plc1.plc(), 0, 1111);
 
   // PLC2 made its own certificate; nobody imported it.
-  test::TempDir dir;
-  pki::KeyPtr key = pki::make_key(pki::KeyKind::ec_p256);
-  pki::CertificateSpec spec;
-  spec.subject = {{"O", "tag tests"}, {"CN", "PLC2 replacement CPU"}};
-  spec.not_before = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) - 1h;
-  spec.not_after = spec.not_before + 48h;
-  spec.ca = false;
-  spec.ip_addresses = {"127.0.0.1"};
-  auto certificate = pki::make_certificate(spec, key.get(), nullptr, key.get());
-  const std::string sha256 = pki::sha256_hex(pki::der_of(certificate.get()));
-  test::write_file(dir.file("plc2.crt"), pki::pem_of(certificate.get()));
-  test::write_file(dir.file("plc2.key"), pki::pem_of_private_key(key.get()));
-  plcsim::PlcConfig c2;
-  c2.mode = SecurityMode::tls;
-  c2.tls.certificate = dir.file("plc2.crt");
-  c2.tls.key = dir.file("plc2.key");
-  plcsim::Simulator sim2({c2}, "127.0.0.1", 0);
-  put_word(sim2.plc(0), 0, 2222);
+  SelfSignedPlc plc2;
+  const std::string sha256 = plc2.sha256();
+  put_word(plc2.plc(), 0, 2222);
 
   // A long retry wait: only the trust change may end it early.
   auto owner = speed_server(
-      loop, ts, setup_with_alternative(plc1.connection_config(), sim2.plc(0).port()), 5s);
+      loop, ts, setup_with_alternative(plc1.connection_config(), plc2.plc().port()), 5s);
   TagServer& server = *owner;
   Updates updates(server);
   server.start();
@@ -1045,6 +1064,376 @@ TEST_F(DataTypes, ATagTooLargeForThePduIsAConfigError) {
     return state_of(server, "Long").reason == QualityReason::config_error;
   })) << describe(server, "Long");
   EXPECT_TRUE(eventually([&] { return state_of(server, "Short").quality == Quality::good; }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes while running (scadad's SIGHUP): connections and tags added and removed after start().
+
+std::vector<std::string> system_tags_of(const std::string& connection) {
+  return {system_tag_name(connection, kForceConnectionState),
+          system_tag_name(connection, kAlternativeAddress),
+          system_tag_name(connection, kUseAlternativeAddress),
+          system_tag_name(connection, kConnectionStateTag),
+          system_tag_name(connection, kCurrentAddress),
+          system_tag_name(connection, kLastError),
+          system_tag_name(connection, kPeerCertificate),
+          system_tag_name(connection, kCertificateDaysLeft)};
+}
+
+// Starts a write and hands back its answer when it comes.
+std::future<WriteResult> start_write(TagServer& server, const std::string& name, Value value) {
+  auto promise = std::make_shared<std::promise<WriteResult>>();
+  auto future = promise->get_future();
+  server.write(name, std::move(value), [promise](WriteResult r) { promise->set_value(r); });
+  return future;
+}
+
+// Two tls PLCs with different memory (DB1.DBW0 1111 / 2222, DB1.DBW2 1112 / 2223) and a server
+// that already runs: connection PLC1 to the first, the tag Speed (DB1.DBW0, 10 Hz) read.
+class RunningServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = std::make_unique<TrustedPlc>(ts_, SecurityMode::tls, plcsim::PlcConfig{}, "a");
+    b_ = std::make_unique<TrustedPlc>(ts_, SecurityMode::tls, plcsim::PlcConfig{}, "b");
+    put_word(a(), 0, 1111);
+    put_word(a(), 2, 1112);
+    put_word(b(), 0, 2222);
+    put_word(b(), 2, 2223);
+    server_ = speed_server(loop_, ts_, setup_for(*a_, "PLC1"));
+    server_->start();
+    ASSERT_TRUE(eventually([&] { return good_with(server(), kSpeed, std::int64_t(1111)); }))
+        << describe(server(), kSpeed);
+  }
+
+  // A connection to a PLC, quick retries.
+  static ConnectionSetup setup_for(const TrustedPlc& plc, const std::string& name) {
+    ConnectionSetup s;
+    s.config = plc.connection_config();
+    s.config.name = name;
+    s.config.retry_min = 50ms;
+    s.config.retry_max = 200ms;
+    return s;
+  }
+
+  LinkStatistics stats(const std::string& connection) {
+    auto s = server().statistics(connection);
+    if (!s) ADD_FAILURE() << "no connection " << connection;
+    return s.value_or(LinkStatistics{});
+  }
+
+  plcsim::Plc& a() { return a_->plc(); }
+  plcsim::Plc& b() { return b_->plc(); }
+  TagServer& server() { return *server_; }
+
+  TestStore ts_;
+  EventLoop loop_;
+  std::unique_ptr<TrustedPlc> a_, b_;
+  std::unique_ptr<TagServer> server_;
+};
+
+TEST_F(RunningServer, ConnectionAndTagsAddedAfterStartAreAcquired) {
+  ASSERT_EQ(server().add_connection(setup_for(*b_, "PLC2")), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW2")), std::nullopt);
+  TagConfig note = tag("Note", "Text[20]");
+  note.start_value = std::string("shift 2");
+  ASSERT_EQ(server().add_tag(note), std::nullopt);
+  EXPECT_TRUE(good_with(server(), "Note", std::string("shift 2"))) << describe(server(), "Note");
+
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(2223)); }))
+      << describe(server(), "Level");
+  EXPECT_EQ(int_of(server(), "@PLC2@ConnectionState"), 2);
+  EXPECT_EQ(b().connections(), 1u);
+  EXPECT_EQ(stats("PLC2").sessions_up, 1u);
+  EXPECT_TRUE(good_with(server(), kSpeed, std::int64_t(1111))) << "PLC1 runs on";
+  EXPECT_EQ(stats("PLC1").sessions_up, 1u) << "PLC1 was not touched";
+
+  // The same refusals as before start().
+  EXPECT_EQ(server().add_connection(setup_for(*b_, "PLC2")), "connection 'PLC2' exists already");
+  EXPECT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW4")),
+            "tag 'Level': exists already");
+  EXPECT_EQ(server().add_tag(tag("X", "Word", "PLC9", "DB1.DBW0")),
+            "tag 'X': unknown connection 'PLC9'");
+  EXPECT_EQ(server().add_tag(tag("X", "Real", "PLC2", "DB1.DBW0")),
+            "tag 'X': Real needs a dword address such as DB1.DBD0 or MD8; 'DB1.DBW0' is a word "
+            "address");
+}
+
+TEST_F(RunningServer, StartValuesOfAConnectionAddedAfterStartApply) {
+  // Force 0: down from the start, and it stays down until Force 1.
+  ConnectionSetup down = setup_for(*b_, "PLC2");
+  down.force_connection_state = 0;
+  ASSERT_EQ(server().add_connection(down), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW2")), std::nullopt);
+  EXPECT_EQ(int_of(server(), "@PLC2@ForceConnectionState"), 0);
+  EXPECT_EQ(int_of(server(), "@PLC2@ConnectionState"), 0);
+  EXPECT_EQ(state_of(server(), "Level").quality, Quality::bad);
+  EXPECT_EQ(state_of(server(), "Level").reason, QualityReason::not_connected);
+  EXPECT_NE(state_of(server(), "Level").detail.find("forced down"), std::string::npos)
+      << describe(server(), "Level");
+  const WriteResult refused = write(server(), "Level", std::int64_t(5));
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->find("not connected (forced down)"), std::string::npos) << *refused;
+  EXPECT_EQ(b().connections(), 0u);
+  ASSERT_EQ(write(server(), "@PLC2@ForceConnectionState", std::int64_t(1)), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(2223)); }))
+      << describe(server(), "Level");
+
+  // Use 1 with an alternative: straight to the alternative.
+  ConnectionSetup alternative = setup_for(*a_, "PLC3");
+  alternative.alternative_address = alternative_to(b().port());
+  alternative.use_alternative_address = 1;
+  ASSERT_EQ(server().add_connection(alternative), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Other", "Word", "PLC3", "DB1.DBW0")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Other", std::int64_t(2222)); }))
+      << describe(server(), "Other");
+  EXPECT_NE(text_of(server(), "@PLC3@CurrentAddress").find("(alternative)"), std::string::npos);
+  EXPECT_EQ(a().connections(), 1u) << "only PLC1's";
+}
+
+TEST_F(RunningServer, TagAddedToARunningConnectionIsReadAtOnce) {
+  // Same cycle as Speed: it joins that plan.
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC1", "DB1.DBW2")), std::nullopt);
+  EXPECT_EQ(state_of(server(), "Level").detail, "not read from the PLC yet");
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(1112)); }))
+      << describe(server(), "Level");
+
+  // A cycle of an hour, in a new group and then in that group: neither waits a cycle.
+  put_word(a(), 4, 4444);
+  put_word(a(), 6, 6666);
+  ASSERT_EQ(server().add_tag(tag("Slow", "Word", "PLC1", "DB1.DBW4", 1h)), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Slow", std::int64_t(4444)); }))
+      << describe(server(), "Slow");
+  ASSERT_EQ(server().add_tag(tag("Slower", "Word", "PLC1", "DB1.DBW6", 1h)), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Slower", std::int64_t(6666)); }))
+      << describe(server(), "Slower");
+  EXPECT_TRUE(good_with(server(), "Slow", std::int64_t(4444)));
+}
+
+TEST_F(RunningServer, RemovedTagIsGoneAndTheOthersKeepUpdating) {
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC1", "DB1.DBW2")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(1112)); }));
+  Updates updates(server());
+
+  // A write on its way when the tag goes still gets the PLC's answer.
+  a().set_faults({.delay = 300ms});
+  auto in_flight = start_write(server(), "Level", std::int64_t(7));
+  ASSERT_TRUE(eventually([&] {
+    return a().read(Area::data_block, 1, 2, 2) == channel::Bytes{0, 7};
+  })) << "the write reached the PLC";
+  ASSERT_EQ(server().remove_tag("Level"), std::nullopt);
+  const std::size_t mark = updates.size();
+  EXPECT_EQ(server().read("Level"), std::nullopt);
+  EXPECT_EQ(server().tag_config("Level"), std::nullopt);
+  const auto names = server().tag_names();
+  EXPECT_EQ(std::count(names.begin(), names.end(), "Level"), 0);
+  EXPECT_EQ(std::count(names.begin(), names.end(), kSpeed), 1);
+  ASSERT_EQ(in_flight.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(in_flight.get(), std::nullopt) << "the PLC's answer";
+  a().set_faults({});
+
+  // Speed keeps coming; Level never again.
+  ASSERT_TRUE(eventually([&] { return updates.of(kSpeed, mark).size() >= 5; }));
+  EXPECT_TRUE(updates.of("Level", mark).empty());
+  EXPECT_EQ(write(server(), "Level", std::int64_t(1)), "no tag named 'Level'");
+
+  // Added again, at another address: read from there.
+  put_word(a(), 4, 4444);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC1", "DB1.DBW4")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(4444)); }))
+      << describe(server(), "Level");
+  EXPECT_EQ(server().tag_config("Level")->address->to_string(), "DB1.DBW4");
+}
+
+// Two strings too long to share one reply at PDU 480 make two requests per cycle; once one of
+// them is removed, the plan needs one.
+TEST_F(RunningServer, RemovedTagLeavesThePlan) {
+  ASSERT_EQ(server().add_tag(tag("Text1", "String[254]", "PLC1", "DB1.STRING100.254")),
+            std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Text2", "String[254]", "PLC1", "DB1.STRING600.254")),
+            std::nullopt);
+  ASSERT_TRUE(eventually([&] { return state_of(server(), "Text2").quality == Quality::good; }))
+      << describe(server(), "Text2");
+  // Requests and cycles over at least five cycles (one cycle may be running at either end).
+  const auto over_five_cycles = [&] {
+    const LinkStatistics from = stats("PLC1");
+    EXPECT_TRUE(eventually([&] { return stats("PLC1").cycles >= from.cycles + 5; }));
+    const LinkStatistics to = stats("PLC1");
+    return std::make_pair(to.requests - from.requests, to.cycles - from.cycles);
+  };
+  const auto [requests, cycles] = over_five_cycles();
+  EXPECT_GE(requests + 2, 2 * cycles) << "two requests per cycle";
+
+  ASSERT_EQ(server().remove_tag("Text2"), std::nullopt);
+  const std::uint64_t removed_at = stats("PLC1").cycles;
+  ASSERT_TRUE(eventually([&] { return stats("PLC1").cycles >= removed_at + 2; }));
+  const auto [requests_after, cycles_after] = over_five_cycles();
+  EXPECT_LE(requests_after, cycles_after + 1) << "one request per cycle";
+  EXPECT_EQ(state_of(server(), "Text1").quality, Quality::good);
+}
+
+TEST_F(RunningServer, RemovedConnectionClosesAndItsTagsGo) {
+  ASSERT_EQ(server().add_connection(setup_for(*b_, "PLC2")), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW2")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(2223)); }));
+  ASSERT_EQ(b().connections(), 1u);
+  Updates updates(server());
+
+  // A write waiting for the PLC's answer is answered when the connection goes.
+  b().set_faults({.delay = 400ms});
+  auto in_flight = start_write(server(), "Level", std::int64_t(9));
+  ASSERT_TRUE(eventually([&] {
+    return b().read(Area::data_block, 1, 2, 2) == channel::Bytes{0, 9};
+  })) << "the write reached the PLC";
+  ASSERT_EQ(server().remove_connection("PLC2"), std::nullopt);
+  const std::size_t mark = updates.size();
+  ASSERT_EQ(in_flight.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(in_flight.get(),
+            "Level: not confirmed: connection PLC2 was removed before the PLC answered; the value "
+            "may or may not be written");
+  EXPECT_TRUE(eventually([&] { return b().connections() == 0; })) << "the PLC sees it closed";
+
+  std::vector<std::string> gone = system_tags_of("PLC2");
+  gone.push_back("Level");
+  for (const std::string& name : gone) {
+    EXPECT_EQ(server().read(name), std::nullopt) << name;
+    EXPECT_EQ(server().tag_config(name), std::nullopt) << name;
+  }
+  for (const std::string& name : server().tag_names()) {
+    EXPECT_EQ(std::count(gone.begin(), gone.end(), name), 0) << name;
+  }
+  EXPECT_EQ(server().statistics("PLC2"), std::nullopt);
+  EXPECT_EQ(server().connection_info("PLC2"), std::nullopt);
+
+  // PLC1 runs on; nothing more of PLC2.
+  ASSERT_TRUE(eventually([&] { return updates.of(kSpeed, mark).size() >= 5; }));
+  EXPECT_TRUE(good_with(server(), kSpeed, std::int64_t(1111)));
+  for (const std::string& name : gone) EXPECT_TRUE(updates.of(name, mark).empty()) << name;
+
+  // Added again, to another PLC.
+  b().set_faults({});
+  ASSERT_EQ(server().add_connection(setup_for(*a_, "PLC2")), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW2")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(1112)); }))
+      << describe(server(), "Level");
+  EXPECT_EQ(int_of(server(), "@PLC2@ConnectionState"), 2);
+  EXPECT_NE(text_of(server(), "@PLC2@CurrentAddress").find(":" + std::to_string(a().port())),
+            std::string::npos);
+  EXPECT_EQ(b().connections(), 0u);
+  EXPECT_EQ(stats("PLC2").sessions_up, 1u) << "statistics start over";
+}
+
+TEST_F(RunningServer, RemovalsAreRefusedWithAReason) {
+  EXPECT_EQ(server().remove_tag("Nope"), "no tag named 'Nope'");
+  const auto system = server().remove_tag(kError);
+  ASSERT_TRUE(system.has_value());
+  EXPECT_EQ(*system,
+            "@PLC1@LastError is a system tag: it goes with connection 'PLC1' (remove the "
+            "connection)");
+  EXPECT_TRUE(server().read(kError).has_value());
+  EXPECT_EQ(server().remove_connection("PLC9"), "no connection named 'PLC9'");
+
+  // Internal tags go too.
+  ASSERT_EQ(server().add_tag(tag("Note", "Text[20]")), std::nullopt);
+  ASSERT_EQ(server().remove_tag("Note"), std::nullopt);
+  EXPECT_EQ(server().read("Note"), std::nullopt);
+  EXPECT_EQ(write(server(), "Note", std::string("x")), "no tag named 'Note'");
+
+  // A connection goes once, its tags with it.
+  ASSERT_EQ(server().remove_connection("PLC1"), std::nullopt);
+  EXPECT_EQ(server().remove_connection("PLC1"), "no connection named 'PLC1'");
+  EXPECT_EQ(server().remove_tag(kSpeed), "no tag named 'Speed'");
+  EXPECT_EQ(server().add_tag(tag("Level", "Word", "PLC1", "DB1.DBW2")),
+            "tag 'Level': unknown connection 'PLC1'");
+  EXPECT_TRUE(server().tag_names().empty());
+  EXPECT_TRUE(eventually([&] { return a().connections() == 0; }));
+}
+
+TEST(TagServerChanges, RemovalsBeforeStart) {
+  TestStore ts;
+  EventLoop loop;
+  TagServer server(loop.executor(), ts.store());
+  ConnectionSetup setup;
+  setup.config.name = "PLC1";
+  ASSERT_EQ(server.add_connection(setup), std::nullopt);
+  ASSERT_EQ(server.add_tag(tag(kSpeed, "Word", "PLC1", "DB1.DBW0")), std::nullopt);
+  ASSERT_EQ(server.add_tag(tag("Note", "Text[20]")), std::nullopt);
+  ASSERT_EQ(server.remove_tag(kSpeed), std::nullopt);
+  ASSERT_EQ(server.remove_connection("PLC1"), std::nullopt);
+  EXPECT_EQ(server.tag_names(), std::vector<std::string>{"Note"});
+  ASSERT_EQ(server.add_connection(setup), std::nullopt) << "the name is free again";
+  EXPECT_EQ(server.tag_names().size(), 9u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics for the metrics: sessions, failures by reason, request round trips.
+
+std::uint64_t in_buckets(const LinkStatistics::Histogram& h) {
+  std::uint64_t n = 0;
+  for (std::uint64_t b : h.buckets) n += b;
+  return n;
+}
+
+std::uint64_t failures(const LinkStatistics& s, const std::string& reason) {
+  auto it = s.failures.find(reason);
+  return it == s.failures.end() ? 0 : it->second;
+}
+
+TEST_F(RunningServer, StatisticsCountSessionsAndRoundTrips) {
+  ASSERT_TRUE(eventually([&] { return stats("PLC1").rtt.count >= 3; }));
+  LinkStatistics s = stats("PLC1");
+  EXPECT_EQ(s.sessions_up, 1u);
+  EXPECT_TRUE(s.failures.empty());
+  EXPECT_LE(in_buckets(s.rtt), s.rtt.count) << "the rest is above the last bound";
+  EXPECT_GT(s.rtt.sum_seconds, 0.0);
+  EXPECT_LE(s.rtt.count, s.requests) << "only reads so far";
+
+  // A lost session counts as ended (by its reason); the next one as up.
+  a().reset_connections();
+  ASSERT_TRUE(eventually([&] { return stats("PLC1").sessions_up == 2; }));
+  s = stats("PLC1");
+  std::uint64_t ended = 0;
+  for (const auto& [reason, n] : s.failures) ended += n;
+  EXPECT_GE(ended, 1u);
+  EXPECT_EQ(failures(s, "stopped"), 0u);
+}
+
+// Every reply of a PLC that delays them by 600 ms took at least that long: all in the buckets
+// from 1 s up (or above 2 s).
+TEST_F(RunningServer, RoundTripsOfASlowPlcLandInTheirBuckets) {
+  b().set_faults({.delay = 600ms});
+  ASSERT_EQ(server().add_connection(setup_for(*b_, "PLC2")), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW2")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return stats("PLC2").rtt.count >= 2; }));
+  const LinkStatistics s = stats("PLC2");
+  for (std::size_t i = 0; i < LinkStatistics::Histogram::bounds.size(); ++i) {
+    if (LinkStatistics::Histogram::bounds[i] < 0.6) {
+      EXPECT_EQ(s.rtt.buckets[i], 0u) << "bucket le " << LinkStatistics::Histogram::bounds[i];
+    }
+  }
+  EXPECT_GE(s.rtt.sum_seconds, 0.6 * double(s.rtt.count));
+}
+
+TEST_F(RunningServer, FailedAttemptsAreCountedByReason) {
+  ConnectionSetup nowhere = setup_for(*a_, "Nowhere");
+  nowhere.config.port = closed_port();
+  ASSERT_EQ(server().add_connection(nowhere), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return failures(stats("Nowhere"), "refused") >= 2; }));
+  EXPECT_EQ(stats("Nowhere").sessions_up, 0u);
+  EXPECT_EQ(stats("Nowhere").rtt.count, 0u);
+
+  SelfSignedPlc untrusted;
+  ConnectionSetup setup;
+  setup.config.name = "Untrusted";
+  setup.config.port = untrusted.plc().port();
+  setup.config.mode = SecurityMode::tls;
+  setup.config.retry_min = 50ms;
+  setup.config.retry_max = 200ms;
+  ASSERT_EQ(server().add_connection(setup), std::nullopt);
+  ASSERT_TRUE(eventually([&] {
+    return failures(stats("Untrusted"), "untrusted-certificate") >= 1;
+  })) << text_of(server(), "@Untrusted@LastError");
+  EXPECT_EQ(stats("Untrusted").sessions_up, 0u);
+  EXPECT_EQ(failures(stats("Untrusted"), "refused"), 0u);
 }
 
 }  // namespace

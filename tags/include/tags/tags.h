@@ -4,12 +4,14 @@
 // §10): they never read past it and report what was wrong, and where, as a ParseError.
 #pragma once
 
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/signals2/connection.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -273,6 +275,17 @@ struct LinkStatistics {
   std::uint64_t switches = 0;  // make-before-break switches completed
   std::chrono::microseconds last_cycle{0};  // first request sent -> last reply, last cycle
   std::chrono::microseconds busy{0};        // the same, summed over all completed cycles
+  std::uint64_t sessions_up = 0;  // sessions that came up: first connect, every reconnect, switches
+  std::map<std::string, std::uint64_t> failures;  // failed attempts and ended sessions, by
+                                                  // channel::failure_reason_name (not "stopped")
+  struct Histogram {
+    // Upper bounds in seconds of the request round-trip buckets (Prometheus "le").
+    static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                   0.05,   0.1,   0.2,   0.5,   1.0,  2.0};
+    std::array<std::uint64_t, 12> buckets{};  // observations <= bounds[i] and > bounds[i-1]
+    std::uint64_t count = 0;                  // all observations (also those > 2 s)
+    double sum_seconds = 0;
+  } rtt;  // Read Var and Write Var requests: sent -> answered (errors and timeouts not counted)
 };
 
 // The tags of a runtime: PLC tags acquired through their connections, internal tags, and the
@@ -300,9 +313,24 @@ struct LinkStatistics {
 // it serving with LastError saying why. The new connection keeps trying (a certificate trusted
 // later completes the switch by itself) until the selection changes again or Force is 0.
 //
-// Threading: every method may be called from any thread. Work runs on a strand of the
-// executor; updates are published there, after the record changed, to handlers that must be
-// quick and must not throw.
+// Changes while running (scadad's SIGHUP): connections and tags may be added and removed before
+// and after start(). A connection added after start() starts at once, its start values applied
+// as for one added before (Force 0 keeps it down). A PLC tag added to a running connection joins
+// the plan of its cycle and is read at once, or right after that cycle's read in progress; an
+// internal tag holds its start value. A removal takes effect at once for every lookup by name
+// (read, tag_config, tag_names, write) and for updates: none is published for a removed tag any
+// more, and its connection's plan no longer reads it. A write in flight to a removed tag still
+// gets the PLC's answer; remove_connection closes that connection in order (close_notify, as
+// stop() does) and answers its writes in flight "not confirmed". A removed name may be added
+// again, with another configuration.
+//
+// Statistics: a request's round trip runs from when it went on the wire to the PLC's reply (also
+// one refusing it); the connection sends up to the granted AmQ at once and the rest in order as
+// replies free places, so a request waiting behind others starts its clock when a place frees.
+//
+// Threading: every method may be called from any thread; update handlers and write callbacks
+// may read, write, add and remove too. Work runs on a strand of the executor; updates are
+// published there, after the record changed, to handlers that must be quick and must not throw.
 class TagServer {
  public:
   // store: trust decisions for every connection; it must outlive the server.
@@ -311,10 +339,16 @@ class TagServer {
   TagServer(const TagServer&) = delete;
   TagServer& operator=(const TagServer&) = delete;
 
-  // Configuration, before start(). Each returns why the item was refused (duplicate name,
-  // unknown connection, an address that does not fit the type, a bad start value, ...).
+  // Configuration, before or after start(). Each returns why the item was refused (duplicate
+  // name, unknown connection, an address that does not fit the type, a bad start value, ...).
   std::optional<std::string> add_connection(ConnectionSetup setup);
   std::optional<std::string> add_tag(TagConfig tag);
+  // Removes a PLC or internal tag; why not: an unknown name, or a system tag (those go with
+  // their connection).
+  std::optional<std::string> remove_tag(std::string_view name);
+  // Stops the connection and removes it with its system tags and all its tags; why not: an
+  // unknown name.
+  std::optional<std::string> remove_connection(std::string_view name);
 
   void start();  // applies start values and starts acquisition; idempotent
   void stop();   // closes every connection; tags go bad (not-connected)
