@@ -421,14 +421,35 @@ std::vector<ProjectEvent> Project::events(std::size_t last) const {
   return out;
 }
 
-void Project::log_event(const std::string& kind, const std::string& subject,
-                        const std::string& detail) {
+std::vector<ProjectEvent> Project::events_after(std::int64_t after, std::size_t limit) const {
+  std::vector<ProjectEvent> out;
+  Statement s(
+      impl_->db,
+      "SELECT id, time, kind, subject, detail FROM events WHERE id > ? ORDER BY id LIMIT ?");
+  s.bind(1, after);
+  s.bind(2, std::int64_t(limit));
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4)});
+  return out;
+}
+
+std::int64_t Project::log_event(const std::string& kind, const std::string& subject,
+                                const std::string& detail) {
   Statement(impl_->db, "INSERT INTO events(time, kind, subject, detail) VALUES (?, ?, ?, ?)")
       .bind(1, now_text())
       .bind(2, kind)
       .bind(3, subject)
       .bind(4, detail)
       .step();
+  return sqlite3_last_insert_rowid(impl_->db);
+}
+
+std::size_t Project::trim_events(std::size_t keep) {
+  Statement s(impl_->db,
+              "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 "
+              "OFFSET ?)");
+  s.bind(1, std::int64_t(keep));
+  s.step();
+  return static_cast<std::size_t>(sqlite3_changes(impl_->db));
 }
 
 // ---------------------------------------------------------------------------------------------

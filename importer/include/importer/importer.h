@@ -159,7 +159,14 @@ class Project {
   std::vector<ProjectConnection> connections() const;              // by name
   std::vector<ProjectTag> tags() const;                            // by name
   std::vector<ProjectEvent> events(std::size_t last = 100) const;  // oldest first
-  void log_event(const std::string& kind, const std::string& subject, const std::string& detail);
+  // The events with id > after, oldest first, at most limit of them (a follower that asks
+  // again with the last id it saw misses nothing).
+  std::vector<ProjectEvent> events_after(std::int64_t after, std::size_t limit) const;
+  // Returns the new event's id.
+  std::int64_t log_event(const std::string& kind, const std::string& subject,
+                         const std::string& detail);
+  // Deletes the oldest events beyond the newest keep; returns how many went.
+  std::size_t trim_events(std::size_t keep);
 
   struct Impl;
 
