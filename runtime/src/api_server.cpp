@@ -5,8 +5,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <openssl/crypto.h>
 
 #include <cctype>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -17,6 +21,7 @@ namespace scada::runtime {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -24,17 +29,112 @@ namespace {
 constexpr std::size_t kMaxRequestBytes = 1 << 20;
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
 
+std::string origin_of(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return "?";
+  const auto a = peer.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
+         std::to_string(peer.port());
+}
+
+struct Handlers {
+  ApiHandler http;
+  WsFactory websocket;
+  std::string token;
+};
+
+// "Authorization: Bearer <token>", compared in constant time.
+bool authorized(const http::request<http::string_body>& request, const std::string& token) {
+  if (token.empty()) return true;
+  const auto field = request[http::field::authorization];
+  const std::string_view given(field.data(), field.size());
+  const std::string_view prefix = "Bearer ";
+  if (given.size() != prefix.size() + token.size() || given.substr(0, prefix.size()) != prefix) {
+    return false;
+  }
+  return CRYPTO_memcmp(given.data() + prefix.size(), token.data(), token.size()) == 0;
+}
+
+// A WebSocket client: reads its text messages (to the listener), writes what send() queued,
+// in order, one write at a time.
+class WsSession : public WsSender, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(tcp::socket socket, const Handlers& handlers, ApiRequest request)
+      : ws_(std::move(socket)), handlers_(handlers), request_(std::move(request)) {}
+
+  void accept(http::request<http::string_body> upgrade) {
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.read_message_max(64 * 1024);
+    ws_.async_accept(upgrade, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->listener_ = self->handlers_.websocket(self->weak_from_this(), self->request_);
+      self->read();
+    });
+  }
+
+  void send(std::string text) override {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), text = std::move(text)]() mutable {
+      self->queue(std::move(text));
+    });
+  }
+
+ private:
+  void read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->gone();
+      const std::string text = beast::buffers_to_string(self->buffer_.data());
+      self->buffer_.consume(self->buffer_.size());
+      if (self->listener_) self->listener_->on_message(text);
+      self->read();
+    });
+  }
+
+  void queue(std::string text) {
+    if (closing_) return;
+    if (queue_.size() >= kMaxQueuedMessages) {
+      closing_ = true;
+      queue_.clear();
+      ws_.async_close(
+          websocket::close_reason(websocket::close_code::policy_error,
+                                  "too many messages waiting: the client does not read"),
+          [self = shared_from_this()](beast::error_code) { self->gone(); });
+      return;
+    }
+    queue_.push_back(std::move(text));
+    if (queue_.size() == 1) write();
+  }
+
+  void write() {
+    ws_.text(true);
+    ws_.async_write(asio::buffer(queue_.front()),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      if (ec) return self->gone();
+                      self->queue_.pop_front();
+                      if (!self->queue_.empty()) self->write();
+                    });
+  }
+
+  void gone() {
+    closing_ = true;
+    queue_.clear();
+    listener_.reset();  // unsubscribes
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  const Handlers& handlers_;
+  ApiRequest request_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;
+  bool closing_ = false;
+  std::unique_ptr<WsListener> listener_;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ApiHandler& handler)
-      : stream_(std::move(socket)), handler_(handler) {
-    boost::system::error_code ec;
-    const auto peer = stream_.socket().remote_endpoint(ec);
-    if (!ec) {
-      const auto a = peer.address();
-      origin_ = (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
-                std::to_string(peer.port());
-    }
+  Session(tcp::socket socket, const Handlers& handlers)
+      : stream_(std::move(socket)), handlers_(handlers) {
+    origin_ = origin_of(stream_.socket());
   }
 
   void read() {
@@ -52,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return respond({413, "application/json", R"({"error": "request body over 1 MiB"})"}, false);
     }
     if (ec) return close();
-    const auto& request = parser_->get();
+    auto request = parser_->release();
     ApiRequest r;
     r.method = std::string(request.method_string());
     const std::string target(request.target());
@@ -61,9 +161,24 @@ class Session : public std::enable_shared_from_this<Session> {
     if (q != std::string::npos) r.query = target.substr(q + 1);
     r.body = request.body();
     r.origin = origin_;
+    if (!authorized(request, handlers_.token)) {
+      return respond({401, "application/json",
+                      R"({"error": "token missing or wrong: send Authorization: Bearer <token>"})"},
+                     request.keep_alive());
+    }
+    if (websocket::is_upgrade(request)) {
+      if (r.path != "/api/ws") {
+        return respond({404, "application/json", R"({"error": "WebSocket only on /api/ws"})"},
+                       false);
+      }
+      stream_.expires_never();
+      std::make_shared<WsSession>(stream_.release_socket(), handlers_, std::move(r))
+          ->accept(std::move(request));
+      return;
+    }
     ApiResponse answer;
     try {
-      answer = handler_(r);
+      answer = handlers_.http(r);
     } catch (const std::exception& e) {
       answer = {500, "application/json", std::string(R"({"error": "internal error"})")};
     }
@@ -94,7 +209,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  const ApiHandler& handler_;
+  const Handlers& handlers_;
   std::string origin_;
 };
 
@@ -103,21 +218,22 @@ class Session : public std::enable_shared_from_this<Session> {
 struct ApiServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor{io};
-  ApiHandler handler;
+  Handlers handlers;
   std::thread thread;
 
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec) return;  // closed
-      std::make_shared<Session>(std::move(socket), handler)->read();
+      std::make_shared<Session>(std::move(socket), handlers)->read();
       accept();
     });
   }
 };
 
-ApiServer::ApiServer(const std::string& listen, ApiHandler handler)
+ApiServer::ApiServer(const ApiServerOptions& options, ApiHandler handler, WsFactory websocket)
     : impl_(std::make_unique<Impl>()) {
-  impl_->handler = std::move(handler);
+  impl_->handlers = {std::move(handler), std::move(websocket), options.token};
+  const std::string& listen = options.listen;
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) {
     throw std::runtime_error("--api takes ADDRESS:PORT, e.g. 127.0.0.1:8700, not '" + listen + "'");
@@ -128,10 +244,9 @@ ApiServer::ApiServer(const std::string& listen, ApiHandler handler)
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(host, ec);
   if (ec) throw std::runtime_error("--api address '" + host + "' is not an IP address");
-  if (!address.is_loopback()) {
+  if (!address.is_loopback() && options.token.empty()) {
     throw std::runtime_error("--api " + listen +
-                             ": only loopback addresses for now (a non-loopback listener needs an "
-                             "API token, not built yet)");
+                             ": a non-loopback address needs a token (--api-token-file FILE)");
   }
   unsigned long port = 0;
   try {

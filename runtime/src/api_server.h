@@ -1,7 +1,7 @@
-// The control API's HTTP server (Boost.Beast): one thread of its own, keep-alive, requests of
-// at most 1 MiB, answers from one handler. The handler runs on the server's thread and may
-// block for a bounded time (a tag write waits for the PLC's answer); it never runs on the
-// thread that drives the connections.
+// The control API's HTTP and WebSocket server (Boost.Beast): one thread of its own, keep-alive,
+// requests of at most 1 MiB, answers from one handler, WebSocket clients on GET /api/ws. The
+// handler runs on the server's thread and may block for a bounded time (a tag write waits for the
+// PLC's answer); it never runs on the thread that drives the connections.
 #pragma once
 
 #include <cstdint>
@@ -28,12 +28,37 @@ struct ApiResponse {
 
 using ApiHandler = std::function<ApiResponse(const ApiRequest&)>;
 
+// One WebSocket client (GET /api/ws with Upgrade: websocket). send() may be called from any
+// thread; messages go out in the order of the calls. A client that lets more than
+// kMaxQueuedMessages wait is closed (it does not read).
+class WsSender {
+ public:
+  static constexpr std::size_t kMaxQueuedMessages = 10000;
+  virtual ~WsSender() = default;
+  virtual void send(std::string text) = 0;
+};
+// What a WebSocket client's text messages go to, on the server's thread. Destroyed when the
+// client is gone.
+class WsListener {
+ public:
+  virtual ~WsListener() = default;
+  virtual void on_message(const std::string& text) = 0;
+};
+using WsFactory =
+    std::function<std::unique_ptr<WsListener>(std::weak_ptr<WsSender>, const ApiRequest&)>;
+
+struct ApiServerOptions {
+  std::string listen = "127.0.0.1:8700";  // ADDRESS:PORT, IPv6 in brackets, port 0: any free
+  // When set, every request (the WebSocket upgrade and /metrics too) must carry
+  // "Authorization: Bearer <token>"; required for a non-loopback address.
+  std::string token;
+};
+
 class ApiServer {
  public:
-  // Listens on "ADDRESS:PORT" (IPv6 in brackets; port 0 picks a free one). Only loopback
-  // addresses are accepted (a non-loopback listener needs a token, not built yet). Throws
-  // std::runtime_error with the reason.
-  ApiServer(const std::string& listen, ApiHandler handler);
+  // Listens (see ApiServerOptions). Throws std::runtime_error with the reason (bad address, a
+  // non-loopback address without a token, the port in use).
+  ApiServer(const ApiServerOptions& options, ApiHandler handler, WsFactory websocket);
   ~ApiServer();  // stops accepting, closes connections, joins the thread
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_address fuzz_capture fuzz_planner fuzz_certificate fuzz_psk fuzz_alternative_address fuzz_value fuzz_bundle)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_address fuzz_capture fuzz_planner fuzz_certificate fuzz_psk fuzz_alternative_address fuzz_value fuzz_bundle fuzz_api)
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DSCADA_FUZZ=ON >/dev/null

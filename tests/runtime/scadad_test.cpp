@@ -260,7 +260,7 @@ TEST(ScadadOptions, BadOptionsExitTwoWithTheReason) {
   r = test::run_child(kScadad, {"--project", (dir.path() / "p").string(), "--api", "0.0.0.0:0"}, "",
                       20s);
   EXPECT_EQ(r.exit, 2);
-  EXPECT_NE(r.out.find("only loopback addresses"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("a non-loopback address needs a token"), std::string::npos) << r.out;
   r = test::run_child(kScadad, {"--project", (dir.path() / "p").string(), "--api", "localhost"}, "",
                       20s);
   EXPECT_EQ(r.exit, 2);
