@@ -101,36 +101,149 @@ int main(int argc, char** argv) {
   auto* project_init_cmd = project_cmd->add_subcommand("init", "Create an empty project");
   project_init_cmd->add_option("DIR", project_dir, "the project folder")->required();
 
-  // Commands for a running scadad.
+  // Commands for a running scadad (runtime/SCADACTL.md).
   ClientOptions client;
   const auto client_flags = [&client](CLI::App* cmd) {
     cmd->add_option("--api", client.api, "scadad's control API (default http://127.0.0.1:8700)");
+    cmd->add_option("--token-file", client.token_file,
+                    "file holding the API token (default: the environment variable "
+                    "SCADA_API_TOKEN)");
     cmd->add_flag("--json", client.json, "one JSON object per line");
   };
+  const CLI::Validator duration(
+      [](std::string& text) -> std::string {
+        try {
+          parse_duration(text);
+          return "";
+        } catch (const std::invalid_argument& e) {
+          return e.what();
+        }
+      },
+      "DURATION");
+  const auto to_duration = [](const std::string& text) {
+    return text.empty() ? std::chrono::milliseconds(0) : parse_duration(text);
+  };
+  const char* exit_codes =
+      "Exit 0 done, 1 failed or not in time, 2 bad usage (a refused token included), 3 scadad "
+      "not reachable.";
+
   auto* tag_cmd = app.add_subcommand("tag", "Tags of a running scadad");
   tag_cmd->require_subcommand(1);
   std::vector<std::string> tag_names;
   auto* tag_get_cmd = tag_cmd->add_subcommand(
-      "get", "Read tags: value, quality, time stamps (exit 1 when one is not good)");
+      "get", "Read tags: value, quality, time stamps (exit 1 when one is not good or unknown)");
   tag_get_cmd->add_option("NAME", tag_names, "tag names, e.g. PLC1/Speed @PLC1@ConnectionState")
       ->required();
   client_flags(tag_get_cmd);
   std::string set_name, set_value;
-  auto* tag_set_cmd =
-      tag_cmd->add_subcommand("set", "Write a tag; the text is converted to the tag's type");
+  auto* tag_set_cmd = tag_cmd->add_subcommand(
+      "set",
+      "Write a tag; the text is converted to the tag's type (exit 1 with scadad's reason when "
+      "refused: unknown, read-only, does not fit, the PLC refused or is not connected)");
   tag_set_cmd->add_option("NAME", set_name, "tag name")->required();
   tag_set_cmd->add_option("VALUE", set_value, "value: 42, 16#FF, 1.5s, true, text")->required();
   client_flags(tag_set_cmd);
+  TagWatchOptions watch;
+  std::string watch_for;
+  auto* tag_watch_cmd = tag_cmd->add_subcommand(
+      "watch",
+      "Print each tag's current state, then every change, one line each: SERVER_TIME NAME = "
+      "VALUE (QUALITY[: REASON, DETAIL]). Ends after --count lines, after --for, or on "
+      "SIGINT/SIGTERM (exit 0); exit 1 for an unknown name.");
+  tag_watch_cmd->add_option("NAME", watch.names, "tag names")->required();
+  tag_watch_cmd->add_option("--count", watch.count, "stop after N lines")
+      ->check(CLI::PositiveNumber);
+  tag_watch_cmd->add_option("--for", watch_for, "stop after this long: 500ms, 10s, 2m")
+      ->check(duration);
+  client_flags(tag_watch_cmd);
+  TagWaitOptions wait;
+  std::string wait_timeout = "30s";
+  auto* tag_wait_cmd = tag_cmd->add_subcommand(
+      "wait",
+      "Wait until a tag is good and NAME OP VALUE holds (numbers compared as numbers, Bool and "
+      "text with == and != only); prints the value. Exit 0 when it holds (at once if it already "
+      "does), 1 when --timeout passes first (the last value is printed), 2 bad OP or VALUE, 3 "
+      "scadad not reachable.");
+  tag_wait_cmd->add_option("NAME", wait.name, "tag name")->required();
+  tag_wait_cmd->add_option("OP", wait.op, "== != < <= > >=")
+      ->required()
+      ->check(CLI::IsMember({"==", "!=", "<", "<=", ">", ">="}));
+  tag_wait_cmd->add_option("VALUE", wait.value, "a number, true/false or text")->required();
+  tag_wait_cmd->add_option("--timeout", wait_timeout, "give up after this long (default 30s)")
+      ->check(duration);
+  client_flags(tag_wait_cmd);
+
   auto* conn_cmd = app.add_subcommand("conn", "Connections of a running scadad");
   conn_cmd->require_subcommand(1);
   auto* conn_list_cmd = conn_cmd->add_subcommand("list", "Connections with their system tags");
   client_flags(conn_list_cmd);
-  std::size_t events_last = 50;
-  auto* events_cmd = app.add_subcommand("events", "The event log of a running scadad");
-  events_cmd->add_option("--last", events_last, "how many, newest last (default 50)");
-  client_flags(events_cmd);
+  ConnSwitchOptions change;
+  std::string switch_to, switch_timeout = "30s";
+  auto* conn_switch_cmd = conn_cmd->add_subcommand(
+      "switch",
+      "Switch a connection to its alternative or original address through the system tags: "
+      "ForceConnectionState 0, (AlternativeAddress), UseAlternativeAddress, ForceConnectionState "
+      "1, then wait until it is connected there; with --hot make-before-break while it stays up. "
+      "Exit 1 with LastError when it is not connected there in time (e.g. an untrusted "
+      "certificate: trust it with scadactl cert trust).");
+  conn_switch_cmd->add_option("NAME", change.connection, "connection name")->required();
+  conn_switch_cmd->add_option("--to", switch_to, "alternative or original")
+      ->required()
+      ->check(CLI::IsMember({"alternative", "original"}));
+  conn_switch_cmd->add_option("--address", change.address,
+                              "write this AlternativeAddress first: \"IPAddress=...;Port=...;\"");
+  conn_switch_cmd->add_flag("--hot", change.hot,
+                            "make-before-break: the connection stays up, the new session is up "
+                            "before the old one closes");
+  conn_switch_cmd->add_option("--timeout", switch_timeout, "give up after this long (default 30s)")
+      ->check(duration);
+  client_flags(conn_switch_cmd);
 
-  CLI11_PARSE(app, argc, argv);
+  auto* cert_cmd = app.add_subcommand("cert", "Certificates of a running scadad's project");
+  cert_cmd->require_subcommand(1);
+  std::string cert_kind, fingerprint;
+  auto* cert_list_cmd = cert_cmd->add_subcommand(
+      "list", "Certificates: kind, fingerprint, days left, subject, file, connections using it");
+  cert_list_cmd->add_option("--kind", cert_kind, "only this kind")
+      ->check(CLI::IsMember({"trusted", "quarantined", "root", "crl", "own"}));
+  client_flags(cert_list_cmd);
+  auto* cert_trust_cmd = cert_cmd->add_subcommand(
+      "trust", "Trust a quarantined certificate: move its file from untrusted/ into trusted/");
+  auto* cert_untrust_cmd = cert_cmd->add_subcommand(
+      "untrust",
+      "Stop trusting a certificate: move its file from trusted/ into untrusted/; sessions "
+      "presenting it close");
+  for (auto* cmd : {cert_trust_cmd, cert_untrust_cmd}) {
+    cmd->add_option("FINGERPRINT", fingerprint,
+                    "SHA-256: 64 hex digits or a unique prefix of at least 8 (colons allowed)")
+        ->required();
+    client_flags(cmd);
+  }
+
+  EventsOptions events;
+  std::string events_for;
+  auto* events_cmd = app.add_subcommand(
+      "events", "The event log of a running scadad; --follow prints new events as they come");
+  events_cmd->add_option("--last", events.last, "how many, newest last (default 50, up to 10000)")
+      ->check(CLI::Range(0, 10000));
+  events_cmd->add_option("--kind", events.kind, "only events of this kind (e.g. connection-state)");
+  auto* follow = events_cmd->add_flag(
+      "--follow", events.follow, "then print new events until SIGINT/SIGTERM or --for (exit 0)");
+  events_cmd->add_option("--for", events_for, "with --follow: stop after this long")
+      ->check(duration)
+      ->needs(follow);
+  client_flags(events_cmd);
+  for (auto* cmd : {tag_get_cmd, tag_set_cmd, tag_watch_cmd, tag_wait_cmd, conn_list_cmd,
+                    conn_switch_cmd, cert_list_cmd, cert_trust_cmd, cert_untrust_cmd, events_cmd}) {
+    cmd->footer(exit_codes);
+  }
+
+  // Bad usage is exit 2 for every command (CLI11's own codes are above 100).
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   if (decode_cmd->parsed()) return decode_command(decode, std::cout, std::cerr);
   if (plan_cmd->parsed()) return plan_command(plan, std::cout, std::cerr);
@@ -147,7 +260,28 @@ int main(int argc, char** argv) {
   if (tag_get_cmd->parsed()) return tag_get_command(client, tag_names, std::cout, std::cerr);
   if (tag_set_cmd->parsed())
     return tag_set_command(client, set_name, set_value, std::cout, std::cerr);
+  if (tag_watch_cmd->parsed()) {
+    watch.duration = to_duration(watch_for);
+    return tag_watch_command(client, watch, std::cout, std::cerr);
+  }
+  if (tag_wait_cmd->parsed()) {
+    wait.timeout = to_duration(wait_timeout);
+    return tag_wait_command(client, wait, std::cout, std::cerr);
+  }
   if (conn_list_cmd->parsed()) return conn_list_command(client, std::cout, std::cerr);
-  if (events_cmd->parsed()) return events_command(client, events_last, std::cout, std::cerr);
+  if (conn_switch_cmd->parsed()) {
+    change.alternative = switch_to == "alternative";
+    change.timeout = to_duration(switch_timeout);
+    return conn_switch_command(client, change, std::cout, std::cerr);
+  }
+  if (cert_list_cmd->parsed()) return cert_list_command(client, cert_kind, std::cout, std::cerr);
+  if (cert_trust_cmd->parsed())
+    return cert_trust_command(client, fingerprint, true, std::cout, std::cerr);
+  if (cert_untrust_cmd->parsed())
+    return cert_trust_command(client, fingerprint, false, std::cout, std::cerr);
+  if (events_cmd->parsed()) {
+    events.duration = to_duration(events_for);
+    return events_command(client, events, std::cout, std::cerr);
+  }
   return 2;
 }

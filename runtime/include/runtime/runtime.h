@@ -100,35 +100,98 @@ int import_command(const ImportOptions& options, std::istream& in, std::ostream&
 // scadactl project init DIR: an empty project. Exit 0, or 2 with the reason.
 int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err);
 
-// scadad --project DIR [--log-level L]: opens the project (finishing an interrupted import),
-// builds its connections and tags (with the start values of the system tags), starts
-// acquisition and the store watcher, and logs one line per event to log (no secrets) and into
-// the project's event log: start, connection state changes, connection errors (handshake
-// failures with their reason), quarantine, trust changes, expiry, stop. SIGTERM or SIGINT closes
-// every session in order (TLS close_notify) and returns 0 within about half a second. Exit 2
-// when the options or the project cannot be used. Not built yet (issue 7): --api (the control
-// API), SIGHUP, metrics; --api is refused with a message saying so.
+// scadad --project DIR [--api ADDR:PORT|off] [--api-token-file F] [--log-level L]
+// [--event-log-limit N]: opens the project (finishing an interrupted import), builds its
+// connections and tags (with the start values of the system tags), starts acquisition and the
+// store watcher, serves the control API (README "Control API") and logs one line per event to
+// log (no secrets) and into the project's event log (kept to event_log_limit rows, oldest
+// deleted first). SIGHUP re-reads the project: unchanged connections and tags are not touched,
+// new ones start, removed ones stop, changed ones restart. SIGTERM or SIGINT closes every
+// session in order (TLS close_notify) and returns 0 within about half a second. Exit 2 when
+// the options or the project cannot be used.
 struct DaemonOptions {
   std::string project;
-  std::string api;                 // refused for now
-  std::string log_level = "info";  // debug, info, warning, error
+  std::string api = "127.0.0.1:8700";  // "off": no API
+  std::string api_token_file;          // required for a non-loopback listener
+  std::string log_level = "info";      // debug, info, warning, error
+  std::size_t event_log_limit = 100000;
 };
 int run_daemon(const DaemonOptions& options, std::ostream& log, std::ostream& err);
 
-// scadactl commands that talk to a running scadad (its control API). Exit codes: 0 done (tag
-// get: every tag good); 1 the operation failed (a write refused, an unknown tag, a tag not
-// good); 2 bad usage; 3 scadad cannot be reached.
+// scadactl commands that talk to a running scadad (its control API; runtime/SCADACTL.md). The
+// token for a scadad started with --api-token-file comes from token_file or the environment
+// variable SCADA_API_TOKEN and goes out as "Authorization: Bearer <token>". Exit codes of all of
+// them: 0 done (tag get: every tag good; tag wait: the condition holds); 1 the operation failed
+// or the condition did not hold in time (a write refused, an unknown tag, connection or
+// certificate, a tag not good, a switch not done); 2 bad usage, a token scadad refuses (401)
+// included; 3 scadad cannot be reached (or stopped answering).
 struct ClientOptions {
   std::string api = "http://127.0.0.1:8700";  // scadad's default --api
+  std::string token_file;                     // "": SCADA_API_TOKEN when set
   bool json = false;
-  std::chrono::milliseconds timeout{20000};
+  std::chrono::milliseconds timeout{20000};  // bound of one request
 };
+
+// "500ms", "10s", "2m", "1h", or a plain number of seconds ("1.5"). Throws
+// std::invalid_argument naming the text for anything else (negative or above a day included).
+std::chrono::milliseconds parse_duration(const std::string& text);
+
 int tag_get_command(const ClientOptions& options, const std::vector<std::string>& names,
                     std::ostream& out, std::ostream& err);
 int tag_set_command(const ClientOptions& options, const std::string& name, const std::string& value,
                     std::ostream& out, std::ostream& err);
+
+// scadactl tag watch: the current state of each name, then every change, one line each, until
+// count lines (0: no limit), the duration (0: none), or SIGINT/SIGTERM (all exit 0).
+struct TagWatchOptions {
+  std::vector<std::string> names;
+  std::size_t count = 0;
+  std::chrono::milliseconds duration{0};
+};
+int tag_watch_command(const ClientOptions& options, const TagWatchOptions& watch, std::ostream& out,
+                      std::ostream& err);
+
+// scadactl tag wait NAME OP VALUE: exit 0 once the tag is good and its value satisfies
+// OP (== != < <= > >=) VALUE, 1 when timeout passes first (or SIGINT/SIGTERM); timeout 0: the
+// current state decides.
+struct TagWaitOptions {
+  std::string name, op, value;
+  std::chrono::milliseconds timeout{30000};
+};
+int tag_wait_command(const ClientOptions& options, const TagWaitOptions& wait, std::ostream& out,
+                     std::ostream& err);
+
 int conn_list_command(const ClientOptions& options, std::ostream& out, std::ostream& err);
-int events_command(const ClientOptions& options, std::size_t last, std::ostream& out,
+
+// scadactl conn switch: the system-tag sequence of DESIGN.md section 7 to the alternative or
+// the original address (break-before-make, or make-before-break with hot), then waiting until
+// the connection is up there; exit 1 with LastError when it is not within timeout.
+struct ConnSwitchOptions {
+  std::string connection;
+  bool alternative = true;  // false: back to the original address
+  std::string address;      // written to @<c>@AlternativeAddress first when not empty
+  bool hot = false;
+  std::chrono::milliseconds timeout{30000};
+};
+int conn_switch_command(const ClientOptions& options, const ConnSwitchOptions& change,
+                        std::ostream& out, std::ostream& err);
+
+// scadactl cert list [--kind K]; cert trust|untrust FINGERPRINT (64 hex digits or a unique
+// prefix of at least 8; colons allowed).
+int cert_list_command(const ClientOptions& options, const std::string& kind, std::ostream& out,
+                      std::ostream& err);
+int cert_trust_command(const ClientOptions& options, const std::string& fingerprint, bool trust,
+                       std::ostream& out, std::ostream& err);
+
+// scadactl events: the newest `last` events (of kind, when not empty); with follow, then every
+// new one until the duration (0: none) or SIGINT/SIGTERM (exit 0).
+struct EventsOptions {
+  std::size_t last = 50;
+  std::string kind;
+  bool follow = false;
+  std::chrono::milliseconds duration{0};
+};
+int events_command(const ClientOptions& options, const EventsOptions& events, std::ostream& out,
                    std::ostream& err);
 
 }  // namespace scada::runtime
