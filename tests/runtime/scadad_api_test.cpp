@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api_call.h"
 #include "child_process.h"
 #include "connection_fixture.h"
 #include "importer/importer.h"
@@ -31,45 +32,10 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 namespace http = boost::beast::http;
 using nlohmann::json;
+using test_api::api_port;
+using test_api::call;
 
 const std::string kScadad = SCADA_BIN_DIR "/scadad";
-
-struct Reply {
-  int status = 0;
-  json body;
-  std::string text;
-  std::string content_type;
-};
-
-Reply call(std::uint16_t port, http::verb verb, const std::string& target,
-           const std::string& body = "", const std::string& token = "") {
-  boost::asio::io_context io;
-  boost::beast::tcp_stream stream(io);
-  stream.expires_after(std::chrono::seconds(20));
-  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> request(verb, target, 11);
-  request.set(http::field::host, "127.0.0.1");
-  if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
-  request.body() = body;
-  request.prepare_payload();
-  boost::system::error_code ignored;
-  http::write(stream, request, ignored);  // a refused oversize body: the answer still comes
-  boost::beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(16 * 1024 * 1024);
-  http::read(stream, buffer, parser);
-  const auto& response = parser.get();
-  return {int(response.result_int()), json::parse(response.body(), nullptr, false), response.body(),
-          std::string(response[http::field::content_type])};
-}
-
-// The API port scadad logged ("api: listening on 127.0.0.1:PORT").
-std::uint16_t api_port(test::Child& scadad) {
-  EXPECT_TRUE(scadad.wait_for_output("api: listening on 127.0.0.1:", 10s)) << scadad.output();
-  const std::string out = scadad.output();
-  const auto at = out.find("api: listening on 127.0.0.1:") + 28;
-  return static_cast<std::uint16_t>(std::stoi(out.substr(at, out.find_first_of(" \n", at) - at)));
-}
 
 // A bundle with one <Plc> per entry: name, port, the CA to import (may be empty), symbols.
 struct BundlePlc {

@@ -12,6 +12,7 @@
 #include <csignal>
 #include <thread>
 
+#include "api_call.h"
 #include "child_process.h"
 #include "connection_fixture.h"
 #include "importer/importer.h"
@@ -24,23 +25,11 @@ namespace fs = std::filesystem;
 
 const std::string kScadad = SCADA_BIN_DIR "/scadad";
 
-// One HTTP request to the API (a real client over loopback); the JSON answer and the status.
+// One HTTP request to the API: the status and the JSON answer.
 std::pair<int, nlohmann::json> call(std::uint16_t port, boost::beast::http::verb verb,
                                     const std::string& target, const std::string& body = "") {
-  namespace http = boost::beast::http;
-  boost::asio::io_context io;
-  boost::beast::tcp_stream stream(io);
-  stream.expires_after(std::chrono::seconds(20));
-  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> request(verb, target, 11);
-  request.set(http::field::host, "127.0.0.1");
-  request.body() = body;
-  request.prepare_payload();
-  http::write(stream, request);
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  http::read(stream, buffer, response);
-  return {int(response.result_int()), nlohmann::json::parse(response.body(), nullptr, false)};
+  auto reply = test_api::call(port, verb, target, body);
+  return {reply.status, std::move(reply.body)};
 }
 
 class Scadad : public ::testing::Test {
