@@ -624,20 +624,29 @@ std::string ControlApi::metrics_text() const {
           << label_value(reason) << "\"} " << count << "\n";
     }
   }
-  family("scada_request_rtt_seconds", "histogram",
-         "Round-trip time of Read Var and Write Var requests, sent to answered.");
-  for (const auto& [name, s] : stats) {
-    std::uint64_t cumulative = 0;
-    const std::string l = "connection=\"" + label_value(name) + "\"";
-    for (std::size_t i = 0; i < s.rtt.buckets.size(); ++i) {
-      cumulative += s.rtt.buckets[i];
-      out << "scada_request_rtt_seconds_bucket{" << l << ",le=\""
-          << tags::LinkStatistics::Histogram::bounds[i] << "\"} " << cumulative << "\n";
+  const auto histogram = [&](const char* name, const char* help,
+                             tags::LinkStatistics::Histogram tags::LinkStatistics::*member) {
+    family(name, "histogram", help);
+    for (const auto& [connection, s] : stats) {
+      const auto& h = s.*member;
+      std::uint64_t cumulative = 0;
+      const std::string l = "connection=\"" + label_value(connection) + "\"";
+      for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+        cumulative += h.buckets[i];
+        out << name << "_bucket{" << l << ",le=\"" << tags::LinkStatistics::Histogram::bounds[i]
+            << "\"} " << cumulative << "\n";
+      }
+      out << name << "_bucket{" << l << ",le=\"+Inf\"} " << h.count << "\n";
+      out << name << "_sum{" << l << "} " << h.sum_seconds << "\n";
+      out << name << "_count{" << l << "} " << h.count << "\n";
     }
-    out << "scada_request_rtt_seconds_bucket{" << l << ",le=\"+Inf\"} " << s.rtt.count << "\n";
-    out << "scada_request_rtt_seconds_sum{" << l << "} " << s.rtt.sum_seconds << "\n";
-    out << "scada_request_rtt_seconds_count{" << l << "} " << s.rtt.count << "\n";
-  }
+  };
+  histogram("scada_request_rtt_seconds",
+            "Round-trip time of Read Var and Write Var requests, sent to answered.",
+            &tags::LinkStatistics::rtt);
+  histogram("scada_cycle_lateness_seconds",
+            "How late acquisition cycles began after they were due (while connected).",
+            &tags::LinkStatistics::lateness);
   family("scada_tags_read_total", "counter", "Fresh tag values read from the PLC.");
   for (const auto& [name, s] : stats)
     out << "scada_tags_read_total" << labels(name) << " " << s.values << "\n";

@@ -196,8 +196,8 @@ class RequestClock {
   std::deque<std::uint64_t> queued_;
 };
 
-void observe(LinkStatistics::Histogram& histogram, Steady::duration round_trip) {
-  const double seconds = std::chrono::duration<double>(round_trip).count();
+void observe(LinkStatistics::Histogram& histogram, Steady::duration duration) {
+  const double seconds = std::chrono::duration<double>(duration).count();
   const auto& bounds = LinkStatistics::Histogram::bounds;
   const auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds);  // first >= it
   if (bucket != bounds.end()) ++histogram.buckets[std::size_t(bucket - bounds.begin())];
@@ -1066,6 +1066,7 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   void on_tick(Link& link, Id g, Group& group) {
     const auto now = Steady::now();
+    if (link_up(link)) observe(link.stats.lateness, now - group.next);
     group.next += group.cycle;
     if (group.next <= now) {
       // Late (a busy machine, a long cycle): the next tick on the grid after now.

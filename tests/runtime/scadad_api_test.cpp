@@ -507,6 +507,9 @@ TEST_F(ScadadApi, MetricsAreValidPrometheusTextWithTheDocumentedSeries) {
     EXPECT_GE(samples.at(key), previous) << key;
     previous = samples.at(key);
   }
+  EXPECT_GT(samples.at("scada_cycle_lateness_seconds_count{connection=\"PLC1\"}"), 0);
+  EXPECT_EQ(samples.at("scada_cycle_lateness_seconds_bucket{connection=\"PLC1\",le=\"+Inf\"}"),
+            samples.at("scada_cycle_lateness_seconds_count{connection=\"PLC1\"}"));
   EXPECT_GT(samples.at("scada_tags_read_total{connection=\"PLC1\"}"), 0);
   EXPECT_GT(samples.at("scada_tags_read_per_second{connection=\"PLC1\"}"), 0) << r.text;
   EXPECT_EQ(samples.at("scada_quarantined_certificates"), 1);

@@ -286,6 +286,9 @@ struct LinkStatistics {
     std::uint64_t count = 0;                  // all observations (also those > 2 s)
     double sum_seconds = 0;
   } rtt;  // Read Var and Write Var requests: sent -> answered (errors and timeouts not counted)
+  // How late each acquisition cycle began (its timer fired) after it was due, while the
+  // connection was up: a loaded event loop shows here first.
+  Histogram lateness;
 };
 
 // The tags of a runtime: PLC tags acquired through their connections, internal tags, and the
