@@ -1,6 +1,7 @@
 // scadactl: the command line for operators, engineers and scripts.
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <iostream>
 
 #include "runtime/runtime.h"
@@ -31,47 +32,92 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 255));
   plan_cmd->add_flag("--json", plan.json, "print the summary line as JSON");
 
+  // The connection options of probe and bench read: the same connection, made the same way.
+  struct ConnectionFlags {
+    int timeout_ms = 5000;
+    unsigned rack = 0, slot = 1;
+    void apply(ProbeOptions& o) const {
+      o.timeout = std::chrono::milliseconds(timeout_ms);
+      o.rack = static_cast<std::uint8_t>(rack);
+      o.slot = static_cast<std::uint8_t>(slot);
+    }
+  };
+  const auto connection_flags = [](CLI::App* cmd, ProbeOptions& o, ConnectionFlags& f) {
+    cmd->add_option("--address", o.address, "PLC address: IPv4, IPv6 or host name")->required();
+    cmd->add_option("--port", o.port, "TCP port (default 102)");
+    cmd->add_option("--mode", o.mode, "security mode: none, tls or s7-secure")
+        ->required()
+        ->check(CLI::IsMember({"none", "tls", "s7-secure"}));
+    cmd->add_option("--store", o.store,
+                    "device certificate store folder (trusted/, trusted/crl/, untrusted/)")
+        ->required();
+    cmd->add_option("--roots", o.roots, "imported CA certificates (default: <store>/../pki/roots)");
+    auto* cert_opt = cmd->add_option("--cert", o.certificate, "own certificate (mutual TLS)");
+    auto* key_opt = cmd->add_option("--key", o.key, "own private key (mode 0600)");
+    cert_opt->needs(key_opt);
+    key_opt->needs(cert_opt);
+    auto* psk_id_opt =
+        cmd->add_option("--psk-identity", o.psk_identity, "TLS 1.3 external PSK identity");
+    auto* psk_file_opt = cmd->add_option("--psk-file", o.psk_file,
+                                         "file holding the PSK as 32-80 hex digits (mode 0600)");
+    psk_id_opt->needs(psk_file_opt);
+    psk_file_opt->needs(psk_id_opt);
+    cmd->add_option("--partner-cert", o.partner_certificates,
+                    "pinned PLC certificate or extra CA for this connection (repeatable)");
+    cmd->add_option("--plc-name", o.plc_name,
+                    "PLC name a CA-issued certificate may carry instead of the address");
+    cmd->add_option("--rack", f.rack, "rack (modes none and tls; default 0)")
+        ->check(CLI::Range(0, 7));
+    cmd->add_option("--slot", f.slot, "slot (modes none and tls; default 1)")
+        ->check(CLI::Range(0, 31));
+    cmd->add_option("--timeout", f.timeout_ms, "bound for the attempt in ms (default 5000)")
+        ->check(CLI::Range(100, 600000));
+  };
+
   ProbeOptions probe;
-  int probe_timeout_ms = 5000;
-  unsigned rack = 0, slot = 1;
+  ConnectionFlags probe_flags;
   auto* probe_cmd =
       app.add_subcommand("probe",
                          "Connect once to a PLC with the runtime's code path and print the outcome "
                          "(exit 0 connected, 1 failed, 2 bad options)");
-  probe_cmd->add_option("--address", probe.address, "PLC address: IPv4, IPv6 or host name")
-      ->required();
-  probe_cmd->add_option("--port", probe.port, "TCP port (default 102)");
-  probe_cmd->add_option("--mode", probe.mode, "security mode: none, tls or s7-secure")
-      ->required()
-      ->check(CLI::IsMember({"none", "tls", "s7-secure"}));
-  probe_cmd
-      ->add_option("--store", probe.store,
-                   "device certificate store folder (trusted/, trusted/crl/, untrusted/)")
-      ->required();
-  probe_cmd->add_option("--roots", probe.roots,
-                        "imported CA certificates (default: <store>/../pki/roots)");
-  auto* cert_opt =
-      probe_cmd->add_option("--cert", probe.certificate, "own certificate (mutual TLS)");
-  auto* key_opt = probe_cmd->add_option("--key", probe.key, "own private key (mode 0600)");
-  cert_opt->needs(key_opt);
-  key_opt->needs(cert_opt);
-  auto* psk_id_opt =
-      probe_cmd->add_option("--psk-identity", probe.psk_identity, "TLS 1.3 external PSK identity");
-  auto* psk_file_opt = probe_cmd->add_option(
-      "--psk-file", probe.psk_file, "file holding the PSK as 32-80 hex digits (mode 0600)");
-  psk_id_opt->needs(psk_file_opt);
-  psk_file_opt->needs(psk_id_opt);
-  probe_cmd->add_option("--partner-cert", probe.partner_certificates,
-                        "pinned PLC certificate or extra CA for this connection (repeatable)");
-  probe_cmd->add_option("--plc-name", probe.plc_name,
-                        "PLC name a CA-issued certificate may carry instead of the address");
-  probe_cmd->add_option("--rack", rack, "rack (modes none and tls; default 0)")
-      ->check(CLI::Range(0, 7));
-  probe_cmd->add_option("--slot", slot, "slot (modes none and tls; default 1)")
-      ->check(CLI::Range(0, 31));
-  probe_cmd->add_option("--timeout", probe_timeout_ms, "bound for the attempt in ms (default 5000)")
-      ->check(CLI::Range(100, 600000));
+  connection_flags(probe_cmd, probe, probe_flags);
   probe_cmd->add_flag("--json", probe.json, "print one JSON object as the last line");
+
+  BenchReadOptions bench;
+  bench.connection.name = "bench";
+  ConnectionFlags bench_flags;
+  double bench_seconds = 10;
+  auto* bench_cmd = app.add_subcommand("bench", "Measure what one PLC connection delivers");
+  bench_cmd->require_subcommand(1);
+  auto* bench_read_cmd = bench_cmd->add_subcommand(
+      "read",
+      "Connect as probe does, then read a tag file back to back for --seconds with the granted "
+      "AmQ requests in flight, checking every value; print requests/s, tags/s, round trip "
+      "p50/p99, CPU time and the session's facts (exit 0 no errors, 1 errors or no session, 2 "
+      "bad options)");
+  connection_flags(bench_read_cmd, bench.connection, bench_flags);
+  bench_read_cmd
+      ->add_option("--tags", bench.tag_file, "tag file: one ADDRESS [TYPE] per line; # comments")
+      ->required();
+  bench_read_cmd->add_option("--seconds", bench_seconds, "how long to read (0.1 to 3600)")
+      ->required()
+      ->check(CLI::Range(0.1, 3600.0));
+  bench_read_cmd
+      ->add_option("--pattern", bench.pattern,
+                   "unchanged (default): every value equals the previous read of its tag; "
+                   "counter: numbers that never decrease")
+      ->check(CLI::IsMember({"unchanged", "counter"}));
+  bench_read_cmd
+      ->add_option("--max-items", bench.max_items,
+                   "items per request (default 20, up to 255; the PDU may allow fewer)")
+      ->check(CLI::Range(1, 255));
+  bench_read_cmd
+      ->add_option("--amq", bench.amq,
+                   "jobs in flight asked for in setup (default 8; the PLC may grant fewer)")
+      ->check(CLI::Range(1, 255));
+  bench_read_cmd->add_flag("--json", bench.json,
+                           "JSON lines; the last one {\"requests_per_s\": X, \"tags_per_s\": X, "
+                           "\"rtt_p50_us\": X, \"rtt_p99_us\": X, \"errors\": N}");
 
   auto* psk_cmd = app.add_subcommand("psk", "Pre-shared keys for TLS 1.3 connections");
   psk_cmd->require_subcommand(1);
@@ -248,10 +294,13 @@ int main(int argc, char** argv) {
   if (decode_cmd->parsed()) return decode_command(decode, std::cout, std::cerr);
   if (plan_cmd->parsed()) return plan_command(plan, std::cout, std::cerr);
   if (probe_cmd->parsed()) {
-    probe.timeout = std::chrono::milliseconds(probe_timeout_ms);
-    probe.rack = static_cast<std::uint8_t>(rack);
-    probe.slot = static_cast<std::uint8_t>(slot);
+    probe_flags.apply(probe);
     return probe_command(probe, std::cout, std::cerr);
+  }
+  if (bench_read_cmd->parsed()) {
+    bench_flags.apply(bench.connection);
+    bench.duration = std::chrono::milliseconds(std::llround(bench_seconds * 1000));
+    return bench_read_command(bench, std::cout, std::cerr);
   }
   if (psk_generate_cmd->parsed()) return psk_generate_command(psk_generate, std::cout, std::cerr);
   if (psk_check_cmd->parsed()) return psk_check_command(psk_check_file, std::cout, std::cerr);

@@ -12,6 +12,7 @@
 
 #include "json_line.h"
 #include "runtime/runtime.h"
+#include "tag_file.h"
 #include "tags/tags.h"
 
 namespace scada::runtime {
@@ -19,40 +20,8 @@ namespace {
 
 using channel::Area;
 
-struct TagLine {
-  std::size_t line = 0;
-  tags::Address address;
-};
-
-std::string_view trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r");
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
-}
-
 std::string plural(std::size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
-// One line of the tag file, "ADDRESS [TYPE]", without its comment and not blank. Returns the
-// reason when the line is bad.
-std::optional<std::string> parse_line(std::string_view text, tags::Address& address) {
-  const std::size_t lead = text.find_first_not_of(" \t");
-  const std::size_t end = std::min(text.find_first_of(" \t\r", lead), text.size());
-  const std::string_view address_text = text.substr(lead, end - lead);
-  auto parsed = tags::Address::parse(address_text);
-  if (auto* error = std::get_if<tags::ParseError>(&parsed)) {
-    return "bad address '" + std::string(address_text) + "': " + error->reason + " (column " +
-           std::to_string(lead + error->position + 1) + ")";
-  }
-  address = std::get<tags::Address>(parsed);
-  const std::string_view type_text = trim(text.substr(end));
-  if (type_text.empty()) return std::nullopt;
-  auto type = tags::TypeSpec::parse(type_text);
-  if (auto* error = std::get_if<tags::ParseError>(&type)) {
-    return "bad type '" + std::string(type_text) + "': " + error->reason;
-  }
-  return tags::check_fits(address, std::get<tags::TypeSpec>(type));
 }
 
 std::string describe(const channel::PlannedItem& item) {
@@ -85,36 +54,22 @@ std::string summary_json(const channel::ReadPlan& plan) {
 }  // namespace
 
 int plan_command(const PlanOptions& options, std::ostream& out, std::ostream& err) {
-  std::ifstream file(options.tag_file);
-  if (!file) {
-    err << options.tag_file << ": cannot open the tag file\n";
-    return 2;
-  }
-  std::vector<TagLine> lines;
-  std::string text;
-  for (std::size_t number = 1; std::getline(file, text); ++number) {
-    const std::string_view content = std::string_view(text).substr(0, text.find('#'));
-    if (trim(content).empty()) continue;
-    TagLine line{number, {}};
-    if (auto reason = parse_line(content, line.address)) {
-      err << options.tag_file << ":" << number << ": " << *reason << "\n";
-      return 2;
-    }
-    lines.push_back(line);
-  }
-  if (file.bad()) {
-    err << options.tag_file << ": read error\n";
+  std::vector<TagFileLine> lines;
+  try {
+    lines = read_tag_file(options.tag_file);
+  } catch (const std::runtime_error& e) {
+    err << e.what() << "\n";
     return 2;
   }
 
   std::vector<channel::ReadTag> read_tags;
-  for (const TagLine& line : lines) read_tags.push_back(tags::to_read_tag(line.address));
+  for (const TagFileLine& line : lines) read_tags.push_back(tags::to_read_tag(line.address));
   auto result = channel::plan_reads(read_tags, {options.pdu, options.max_items, 1});
   if (auto* error = std::get_if<channel::PlanError>(&result)) {
     // The planner names tags by index; the operator knows them by line and address.
     const std::string index = "tag " + std::to_string(error->tag);
     if (error->tag < lines.size() && error->reason.rfind(index, 0) == 0) {
-      const TagLine& line = lines[error->tag];
+      const TagFileLine& line = lines[error->tag];
       err << options.tag_file << ":" << line.line << ": " << line.address.to_string()
           << error->reason.substr(index.size()) << "\n";
     } else {

@@ -45,8 +45,9 @@ channel::Bytes read_der_or_pem(const fs::path& file) {
   return std::get<std::vector<certstore::CertificateInfo>>(parsed).front().der;
 }
 
-// Throws std::runtime_error with a message for the operator when an option cannot be used.
-channel::ConnectionConfig connection_config(const ProbeOptions& o) {
+}  // namespace
+
+channel::ConnectionConfig probe_connection_config(const ProbeOptions& o) {
   channel::ConnectionConfig c;
   c.name = o.name;
   c.address = o.address;
@@ -83,7 +84,7 @@ channel::ConnectionConfig connection_config(const ProbeOptions& o) {
   return c;
 }
 
-certstore::StoreLayout store_layout(const ProbeOptions& o) {
+certstore::StoreLayout probe_store_layout(const ProbeOptions& o) {
   if (!fs::is_directory(o.store)) {
     throw std::runtime_error("--store " + o.store +
                              ": no such folder (the device certificate store of a project)");
@@ -99,6 +100,18 @@ certstore::StoreLayout store_layout(const ProbeOptions& o) {
   }
   return layout;
 }
+
+std::vector<std::string> load_store(certstore::CertificateStore& store) {
+  std::vector<std::string> problems;
+  auto subscription = store.subscribe([&](const certstore::StoreEvent& e) {
+    if (e.kind == certstore::StoreEvent::Kind::file_problem) problems.push_back(e.detail);
+  });
+  store.reload();
+  subscription.disconnect();
+  return problems;
+}
+
+namespace {
 
 Outcome run_probe(const ProbeOptions& o, const channel::ConnectionConfig& config,
                   certstore::CertificateStore& store) {
@@ -258,13 +271,9 @@ int probe_command(const ProbeOptions& options, std::ostream& out, std::ostream& 
   std::unique_ptr<certstore::CertificateStore> store;
   std::vector<std::string> store_problems;
   try {
-    config = connection_config(options);
-    store = std::make_unique<certstore::CertificateStore>(store_layout(options));
-    auto sub = store->subscribe([&](const certstore::StoreEvent& e) {
-      if (e.kind == certstore::StoreEvent::Kind::file_problem) store_problems.push_back(e.detail);
-    });
-    store->reload();
-    sub.disconnect();
+    config = probe_connection_config(options);
+    store = std::make_unique<certstore::CertificateStore>(probe_store_layout(options));
+    store_problems = load_store(*store);
   } catch (const std::exception& e) {
     err << "scadactl probe: " << e.what() << "\n";
     return 2;

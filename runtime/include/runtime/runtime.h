@@ -194,4 +194,46 @@ struct EventsOptions {
 int events_command(const ClientOptions& options, const EventsOptions& events, std::ostream& out,
                    std::ostream& err);
 
+// ---- scadactl probe and scadactl bench connect alike (this header does not include channel/ and
+// certstore/: their types are only named here).
+}  // namespace scada::runtime
+namespace scada::channel {
+struct ConnectionConfig;
+}
+namespace scada::certstore {
+struct StoreLayout;
+class CertificateStore;
+}  // namespace scada::certstore
+namespace scada::runtime {
+
+// ProbeOptions made into the runtime's connection settings (one attempt, no reconnect, no
+// session resumption) and its device certificate store (probe_command.cpp). The first two
+// throw std::runtime_error with a message for the operator when an option or file cannot be
+// used; load_store reloads the store now and returns the problems of the files it skipped.
+channel::ConnectionConfig probe_connection_config(const ProbeOptions& options);
+certstore::StoreLayout probe_store_layout(const ProbeOptions& options);
+std::vector<std::string> load_store(certstore::CertificateStore& store);
+
+// scadactl bench read: reads the tags of tag_file (the format of scadactl plan) over one
+// connection made as scadactl probe makes it, back to back for `duration`: the plan for the
+// granted PDU (at most max_items items per request, fewer when the PDU allows fewer), the
+// granted AmQ requests in flight all the time. Every value is checked: an item error, a value
+// that does not decode, or a value that breaks the pattern is an error. Patterns: "unchanged"
+// (each value equals the previous read of the same tag: PLC memory that nothing writes; not
+// plcsim's process block DB100) and "counter" (integer values that never decrease, such as
+// plcsim's DB100.DBD0). Prints requests/s, tags/s, round trips p50/p99, the process's CPU time
+// and the session's facts; with json, JSON lines, the last one {"requests_per_s": X,
+// "tags_per_s": X, "rtt_p50_us": X, "rtt_p99_us": X, "errors": N}. Exit 0 ran without errors,
+// 1 errors or no session, 2 the options or files cannot be used.
+struct BenchReadOptions {
+  ProbeOptions connection;  // address, mode, credentials, timeout (its json is not used)
+  std::string tag_file;
+  std::chrono::milliseconds duration{10000};  // 100 ms .. 1 h
+  std::string pattern = "unchanged";          // or "counter"
+  std::size_t max_items = 20;                 // items per request, 1..255
+  std::uint16_t amq = 8;                      // asked for in setup (the runtime's default)
+  bool json = false;
+};
+int bench_read_command(const BenchReadOptions& options, std::ostream& out, std::ostream& err);
+
 }  // namespace scada::runtime
