@@ -198,7 +198,7 @@ TEST_F(ScadadApi, TagsEndpointsAnswerGoodAndBadRequestsWithClearStatuses) {
   EXPECT_EQ(call(port, http::verb::get, "/api/tags?name=Nope").status, 404);
 
   // Every change is in the event log with who asked.
-  auto events = call(port, http::verb::get, "/api/events?last=50");
+  auto events = call(port, http::verb::get, "/api/events?last=1000");
   int writes = 0;
   for (const auto& e : events.body["events"]) {
     if (e["kind"] == "tag-write" &&
