@@ -2,6 +2,7 @@
 // (importer.h, section "The runtime project on disk").
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -237,6 +238,40 @@ bool ImportPlan::changes_anything() const {
 
 // ---------------------------------------------------------------------------------------------
 
+// <project>/.import.lock, held (flock) by an import from its first temporary file to its last
+// rename, so that opening the project meanwhile (scadad starting) neither deletes that import's
+// temporary files nor renames them under it. The kernel drops the lock of a killed process.
+class ImportLock {
+ public:
+  // wait: block until no other import runs; else held() tells whether the lock was free.
+  ImportLock(const fs::path& dir, bool wait) {
+    const fs::path file = dir / ".import.lock";
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      throw ProjectError("cannot open " + file.string() + ": " + std::strerror(errno));
+    }
+    while (::flock(fd_, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+      if (errno == EINTR) continue;
+      if (!wait && errno == EWOULDBLOCK) return;
+      const int error = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw ProjectError("cannot lock " + file.string() + ": " + std::strerror(error));
+    }
+    held_ = true;
+  }
+  ~ImportLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  ImportLock(const ImportLock&) = delete;
+  ImportLock& operator=(const ImportLock&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
 struct Project::Impl {
   fs::path dir;
   sqlite3* db = nullptr;
@@ -274,6 +309,9 @@ struct Project::Impl {
   // Completes the renames of an import that committed, and removes temporary files of one
   // that did not.
   void recover() {
+    // An import running now (another process) finishes its own files.
+    const ImportLock lock(dir, false);
+    if (!lock.held()) return;
     std::vector<std::pair<fs::path, fs::path>> pending;
     {
       Statement s(db, "SELECT temp, target FROM pending_files");
@@ -521,6 +559,7 @@ ImportPlan plan_import(const Bundle& bundle, const Project& project) {
 
 void apply_import(Project& project, const Bundle& bundle, const ImportPlan& plan) {
   sqlite3* db = project.impl_->db;
+  const ImportLock lock(project.dir(), true);  // one import at a time; opens keep off its files
   // 1. New certificate files, as hidden temporary files beside their targets (the store
   //    ignores hidden files), flushed to disk.
   std::vector<std::pair<fs::path, fs::path>> files;
