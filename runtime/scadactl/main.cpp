@@ -127,10 +127,13 @@ int main(int argc, char** argv) {
   psk_generate_cmd->add_option("FILE", psk_generate.file,
                                "write the key here with mode 0600 instead of printing it");
   psk_generate_cmd->add_flag("--force", psk_generate.force, "replace an existing FILE");
+  psk_generate_cmd->add_flag("--json", psk_generate.json, "print one JSON object");
   std::string psk_check_file;
   auto* psk_check_cmd =
       psk_cmd->add_subcommand("check", "Check a PSK file: format, strength, permissions");
   psk_check_cmd->add_option("FILE", psk_check_file, "the PSK file")->required();
+  bool psk_check_json = false;
+  psk_check_cmd->add_flag("--json", psk_check_json, "print one JSON object");
 
   ImportOptions import;
   auto* import_cmd = app.add_subcommand(
@@ -146,6 +149,8 @@ int main(int argc, char** argv) {
   std::string project_dir;
   auto* project_init_cmd = project_cmd->add_subcommand("init", "Create an empty project");
   project_init_cmd->add_option("DIR", project_dir, "the project folder")->required();
+  bool project_init_json = false;
+  project_init_cmd->add_flag("--json", project_init_json, "print one JSON object");
 
   // Commands for a running scadad (runtime/SCADACTL.md).
   ClientOptions client;
@@ -303,9 +308,11 @@ int main(int argc, char** argv) {
     return bench_read_command(bench, std::cout, std::cerr);
   }
   if (psk_generate_cmd->parsed()) return psk_generate_command(psk_generate, std::cout, std::cerr);
-  if (psk_check_cmd->parsed()) return psk_check_command(psk_check_file, std::cout, std::cerr);
+  if (psk_check_cmd->parsed())
+    return psk_check_command(psk_check_file, std::cout, std::cerr, psk_check_json);
   if (import_cmd->parsed()) return import_command(import, std::cin, std::cout, std::cerr);
-  if (project_init_cmd->parsed()) return project_init_command(project_dir, std::cout, std::cerr);
+  if (project_init_cmd->parsed())
+    return project_init_command(project_dir, std::cout, std::cerr, project_init_json);
   if (tag_get_cmd->parsed()) return tag_get_command(client, tag_names, std::cout, std::cerr);
   if (tag_set_cmd->parsed())
     return tag_set_command(client, set_name, set_value, std::cout, std::cerr);

@@ -207,15 +207,23 @@ int import_command(const ImportOptions& o, std::istream& in, std::ostream& out, 
   return finish(0, true);
 }
 
-int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err) {
+int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err, bool json) {
+  nlohmann::ordered_json result{{"project", dir}, {"created", false}};
   try {
     importer::Project::init(dir);
   } catch (const importer::ProjectError& e) {
     err << "scadactl project init: " << e.what() << "\n";
+    result["error"] = e.what();
+    if (json) out << json_line(result) << "\n";
     return 2;
   }
-  out << "Created an empty project in " << dir
-      << " (project.db, pki/roots, pki/own, device-certificate-store)\n";
+  result["created"] = true;
+  if (json) {
+    out << json_line(result) << "\n";
+  } else {
+    out << "Created an empty project in " << dir
+        << " (project.db, pki/roots, pki/own, device-certificate-store)\n";
+  }
   return 0;
 }
 

@@ -291,7 +291,11 @@ int probe_command(const ProbeOptions& options, std::ostream& out, std::ostream& 
 int psk_generate_command(const PskGenerateOptions& options, std::ostream& out, std::ostream& err) {
   const std::string key = channel::generate_psk_text();
   if (options.file.empty()) {
-    out << key << "\n";
+    if (options.json) {
+      out << json_line(nlohmann::ordered_json{{"key", key}}) << "\n";
+    } else {
+      out << key << "\n";
+    }
     return 0;
   }
   const fs::path file = options.file;
@@ -321,17 +325,30 @@ int psk_generate_command(const PskGenerateOptions& options, std::ostream& out, s
     fs::remove(temporary, ec);
     return 2;
   }
-  out << "wrote a 256-bit key to " << file.string() << " (mode 0600)\n";
+  if (options.json) {
+    out << json_line(nlohmann::ordered_json{{"file", file.string()}, {"written", true}}) << "\n";
+  } else {
+    out << "wrote a 256-bit key to " << file.string() << " (mode 0600)\n";
+  }
   return 0;
 }
 
-int psk_check_command(const std::string& file, std::ostream& out, std::ostream& err) {
+int psk_check_command(const std::string& file, std::ostream& out, std::ostream& err, bool json) {
+  nlohmann::ordered_json result{{"file", file}, {"ok", false}};
   try {
     const channel::Bytes key = channel::read_psk_file(file);
-    out << file << ": ok, " << key.size() * 8 << "-bit key\n";
+    result["ok"] = true;
+    result["bits"] = key.size() * 8;
+    if (json) {
+      out << json_line(result) << "\n";
+    } else {
+      out << file << ": ok, " << key.size() * 8 << "-bit key\n";
+    }
     return 0;
   } catch (const std::exception& e) {
     err << "scadactl psk check: " << e.what() << "\n";
+    result["error"] = e.what();
+    if (json) out << json_line(result) << "\n";
     return 1;
   }
 }

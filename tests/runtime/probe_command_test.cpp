@@ -215,6 +215,39 @@ TEST(PskCommand, CheckRefusesWeakKeysAndOpenPermissions) {
   EXPECT_NE(err2.str().find("chmod 600"), std::string::npos) << err2.str();
 }
 
+TEST(PskCommand, JsonForScripts) {
+  TempDir dir;
+  const fs::path file = dir.file("plc1.psk");
+  std::ostringstream out, err;
+  ASSERT_EQ(psk_generate_command({file.string(), false, true}, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(), "{\"file\": \"" + file.string() + "\", \"written\": true}\n");
+  std::ostringstream checked;
+  EXPECT_EQ(psk_check_command(file.string(), checked, err, true), 0);
+  EXPECT_EQ(checked.str(), "{\"file\": \"" + file.string() + "\", \"ok\": true, \"bits\": 256}\n");
+  std::ostringstream printed;
+  ASSERT_EQ(psk_generate_command({"", false, true}, printed, err), 0);
+  const auto key = nlohmann::json::parse(printed.str());
+  EXPECT_EQ(key["key"].get<std::string>().size(), 64u);
+  std::ostringstream missing, missing_err;
+  EXPECT_EQ(psk_check_command(dir.file("none").string(), missing, missing_err, true), 1);
+  const auto refused = nlohmann::json::parse(missing.str());
+  EXPECT_EQ(refused["ok"], false);
+  EXPECT_TRUE(refused["error"].is_string()) << missing.str();
+}
+
+TEST(ProjectInitCommand, JsonForScripts) {
+  TempDir dir;
+  const std::string project = dir.file("p").string();
+  std::ostringstream out, err;
+  EXPECT_EQ(project_init_command(project, out, err, true), 0) << err.str();
+  EXPECT_EQ(out.str(), "{\"project\": \"" + project + "\", \"created\": true}\n");
+  std::ostringstream again, again_err;
+  EXPECT_EQ(project_init_command(project, again, again_err, true), 2);
+  const auto refused = nlohmann::json::parse(again.str());
+  EXPECT_EQ(refused["created"], false);
+  EXPECT_NE(refused["error"].get<std::string>().find(project), std::string::npos) << again.str();
+}
+
 // The binary: exit status and the JSON last line, as a script sees them.
 TEST_F(ProbeTest, BinaryExitStatusAndJsonLastLine) {
   trust_ca();

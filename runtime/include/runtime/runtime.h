@@ -77,13 +77,16 @@ struct ProbeOptions {
 int probe_command(const ProbeOptions& options, std::ostream& out, std::ostream& err);
 
 // scadactl psk generate [FILE]: a strong pre-shared key (256 bits as 64 hex digits), printed
-// or written to FILE with mode 0600. scadactl psk check FILE: the strength check.
+// or written to FILE with mode 0600. scadactl psk check FILE: the strength check. With json,
+// one JSON object on out: {"file", "written"} or {"key"}; {"file", "ok", "bits"|"error"}.
 struct PskGenerateOptions {
   std::string file;
   bool force = false;
+  bool json = false;
 };
 int psk_generate_command(const PskGenerateOptions& options, std::ostream& out, std::ostream& err);
-int psk_check_command(const std::string& file, std::ostream& out, std::ostream& err);
+int psk_check_command(const std::string& file, std::ostream& out, std::ostream& err,
+                      bool json = false);
 
 // scadactl import --project DIR [--dry-run] [--yes] [--json] BUNDLE: validates the bundle,
 // shows the plan (connections, tags, every certificate with subject, issuer, fingerprint and
@@ -97,8 +100,10 @@ struct ImportOptions {
 };
 int import_command(const ImportOptions& options, std::istream& in, std::ostream& out,
                    std::ostream& err);
-// scadactl project init DIR: an empty project. Exit 0, or 2 with the reason.
-int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err);
+// scadactl project init DIR: an empty project. Exit 0, or 2 with the reason. With json, one
+// JSON object on out: {"project", "created", "error" (when not)}.
+int project_init_command(const std::string& dir, std::ostream& out, std::ostream& err,
+                         bool json = false);
 
 // scadad --project DIR [--api ADDR:PORT|off] [--api-token-file F] [--log-level L]
 // [--event-log-limit N]: opens the project (finishing an interrupted import), builds its
