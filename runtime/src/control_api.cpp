@@ -2,7 +2,6 @@
 #include "control_api.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -97,6 +96,19 @@ std::vector<fs::path> files_in(const fs::path& folder) {
     if (entry.is_regular_file(ec) && certificate_name(entry.path())) out.push_back(entry.path());
   }
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The certificates in pki/own (the first of each file: its leaf); keys and PSK files there
+// are not certificates and are skipped.
+std::vector<certstore::CertificateInfo> own_certificates(const fs::path& folder) {
+  std::vector<certstore::CertificateInfo> out;
+  for (const fs::path& file : files_in(folder)) {
+    auto read = certstore::read_certificate_file(file);
+    if (auto* list = std::get_if<std::vector<certstore::CertificateInfo>>(&read)) {
+      if (!list->empty()) out.push_back(list->front());
+    }
+  }
   return out;
 }
 
@@ -579,12 +591,7 @@ void ControlApi::check_expiry() {
       in_use.push_back(*info->peer_certificate);
     }
   }
-  for (const fs::path& file : files_in(store_.layout().own)) {
-    auto read = certstore::read_certificate_file(file);
-    if (auto* list = std::get_if<std::vector<certstore::CertificateInfo>>(&read)) {
-      if (!list->empty()) in_use.push_back(list->front());
-    }
-  }
+  for (auto& c : own_certificates(store_.layout().own)) in_use.push_back(std::move(c));
   store_.check_expiry(in_use, std::chrono::system_clock::now());
 }
 
@@ -686,19 +693,16 @@ std::string ControlApi::metrics_text() const {
   }
   const certstore::StoreLayout layout = store_.layout();
   std::set<std::string> seen;
-  const auto folder = [&](const char* kind, const fs::path& path) {
-    for (const fs::path& file : files_in(path)) {
-      auto read = certstore::read_certificate_file(file);
-      if (auto* list = std::get_if<std::vector<certstore::CertificateInfo>>(&read)) {
-        for (const auto& c : *list) {
-          if (seen.insert(std::string(kind) + c.sha256).second) days(kind, c, "");
-        }
-      }
+  const auto each = [&](const char* kind, const std::vector<certstore::CertificateInfo>& list) {
+    for (const auto& c : list) {
+      if (seen.insert(std::string(kind) + c.sha256).second) days(kind, c, "");
     }
   };
-  folder("own", layout.own);
-  folder("root", layout.roots);
-  folder("trusted", layout.trusted());
+  // Roots and pins as the store parsed them (its snapshot); pki/own is not the store's.
+  const auto snapshot = store_.snapshot();
+  each("own", own_certificates(layout.own));
+  each("root", snapshot->roots());
+  each("trusted", snapshot->trusted());
   family("scada_quarantined_certificates", "gauge",
          "Certificates in the quarantine folder (untrusted/), waiting for an operator.");
   out << "scada_quarantined_certificates " << files_in(layout.untrusted()).size() << "\n";

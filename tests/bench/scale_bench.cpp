@@ -210,14 +210,12 @@ int run(const Options& o, const std::string& mode, long idle_rss) {
   const double cpu_b = cpu_seconds(scadad.pid());
   const double window = std::chrono::duration<double>(Clock::now() - t_a).count();
   const long rss = rss_kib(scadad.pid());
-  const double plc_cpu = cpu_seconds(plcsim->pid());
 
   std::printf("%-10s %6zu %9.1f %9.0f %9.1f %9.1f %10.1f %12s %12s %10.0f\n", mode.c_str(),
               o.connections, up_seconds, double(o.connections) / up_seconds,
               100.0 * (cpu_b - cpu_a) / window, double(rss) / 1024.0,
               double(rss - idle_rss) / double(o.connections), quantile(a, b, 0.5).c_str(),
               quantile(a, b, 0.99).c_str(), (b.lateness_count - a.lateness_count) / window);
-  (void)plc_cpu;
   scadad.finish(SIGTERM, 30s);
   plcsim->finish(SIGTERM, 30s);
   return 0;

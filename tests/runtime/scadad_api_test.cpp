@@ -300,7 +300,6 @@ TEST_F(ScadadApi, CertificatesAreListedTrustedAndUntrustedThroughTheApi) {
 class WsClient {
  public:
   explicit WsClient(std::uint16_t port, const std::string& token = "") : ws_(io_) {
-    boost::asio::ip::tcp::resolver resolver(io_);
     boost::beast::get_lowest_layer(ws_).connect(
         boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
     boost::beast::get_lowest_layer(ws_).expires_never();
