@@ -357,6 +357,11 @@ std::vector<std::string> CertificateStore::Impl::evict_beyond_cap(const std::str
 CertificateStore::CertificateStore(StoreLayout layout, StoreOptions options)
     : impl_(std::make_unique<Impl>(*this, std::move(layout), options)) {
   ensure_layout(impl_->layout);
+  // What a writer killed between create and rename left behind (the store's own writes go to
+  // trusted/ and untrusted/; hidden files are never read as certificates anyway).
+  for (const auto& folder : {impl_->layout.trusted(), impl_->layout.untrusted()}) {
+    remove_stale_temporaries(folder);
+  }
   const std::lock_guard lock(impl_->build_mutex);
   StoreReader::Result first = impl_->reader.read();
   impl_->untrusted = std::move(first.untrusted);

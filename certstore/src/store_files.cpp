@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +81,39 @@ FolderListing list_folder(const std::filesystem::path& folder, Names names) {
   }
   std::sort(listing.entries.begin(), listing.entries.end());
   return listing;
+}
+
+namespace {
+
+// The PID in ".NAME.tmp-PID-N", or 0 when name is not such a temporary file.
+pid_t temporary_owner(std::string_view name) {
+  if (name.size() < 2 || name[0] != '.') return 0;
+  const auto tag = name.rfind(".tmp-");
+  if (tag == std::string_view::npos || tag < 2) return 0;
+  const std::string_view rest = name.substr(tag + 5);
+  const auto dash = rest.find('-');
+  if (dash == std::string_view::npos || dash == 0 || dash > 9 || dash + 1 == rest.size()) return 0;
+  const auto digits = [](std::string_view text) {
+    return std::all_of(text.begin(), text.end(),
+                       [](unsigned char c) { return std::isdigit(c) != 0; });
+  };
+  if (!digits(rest.substr(0, dash)) || !digits(rest.substr(dash + 1))) return 0;
+  return static_cast<pid_t>(std::stol(std::string(rest.substr(0, dash))));
+}
+
+}  // namespace
+
+std::vector<std::string> remove_stale_temporaries(const std::filesystem::path& folder) {
+  std::vector<std::string> removed;
+  for (const auto& entry : list_folder(folder, Names::all).entries) {
+    const std::string name = entry.path.filename().string();
+    const pid_t owner = temporary_owner(name);
+    if (owner <= 0 || owner == ::getpid()) continue;
+    // A running writer (another process sharing the store) renames its file in a moment.
+    if (::kill(owner, 0) == 0 || errno != ESRCH) continue;
+    if (::unlink(entry.path.c_str()) == 0) removed.push_back(name);
+  }
+  return removed;
 }
 
 std::optional<std::string> write_file_atomically(const std::filesystem::path& file, ByteView bytes,

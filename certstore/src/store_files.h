@@ -67,4 +67,8 @@ FolderListing list_folder(const std::filesystem::path& folder, Names names);
 std::optional<std::string> write_file_atomically(const std::filesystem::path& file, ByteView bytes,
                                                  mode_t mode);
 
+// Removes the temporary files write_file_atomically left in folder when its process died
+// between create and rename (".NAME.tmp-PID-N" whose PID no longer runs). Returns their names.
+std::vector<std::string> remove_stale_temporaries(const std::filesystem::path& folder);
+
 }  // namespace scada::certstore

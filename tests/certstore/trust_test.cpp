@@ -2,6 +2,8 @@
 // project, certificates made by the test PKI at chosen dates, every row of the decision table,
 // quarantine, trust on first use, snapshots and expiry. The watcher has its own tests.
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -423,6 +425,29 @@ TEST_F(TrustTest, QuarantinesACertificateOfAnUnknownCaAndSaysToImport) {
   ASSERT_TRUE(decision.quarantined);
   EXPECT_EQ(read_file(*decision.quarantined), plc.der);
   EXPECT_EQ(recorder.events(StoreEvent::Kind::quarantined).size(), 1u);
+}
+
+// A process killed between writing its temporary file and renaming it (SIGKILL, power loss)
+// leaves ".NAME.tmp-PID-N"; the next store to open removes it once that PID no longer runs.
+TEST_F(TrustTest, TemporaryFilesOfADeadWriterAreRemovedOnOpen) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const std::string dead = std::to_string(child);
+  const auto stale_quarantine = layout.untrusted() / ("." + plc.sha256 + ".der.tmp-" + dead + "-0");
+  const auto stale_pin = layout.trusted() / (".first-use-plc1.der.tmp-" + dead + "-7");
+  const auto running =
+      layout.untrusted() / (".other.der.tmp-" + std::to_string(::getppid()) + "-1");
+  const auto operators = layout.untrusted() / ".notes.tmp-12x-1";  // not one of ours: kept
+  for (const auto& file : {stale_quarantine, stale_pin, running, operators}) {
+    write_file(file, std::string("half written"));
+  }
+  open();
+  EXPECT_FALSE(std::filesystem::exists(stale_quarantine));
+  EXPECT_FALSE(std::filesystem::exists(stale_pin));
+  EXPECT_TRUE(std::filesystem::exists(running));
+  EXPECT_TRUE(std::filesystem::exists(operators));
 }
 
 TEST_F(TrustTest, QuarantiningTheSameCertificateAgainWritesNothing) {
