@@ -44,15 +44,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Ports: PLC1 41102, PLC2 41103, the API 41180 (one that is free is picked if taken).
+# Ports: PLC1 21102, PLC2 21103, the API 21180 (the next free one if taken). They lie below
+# Linux's ephemeral range (32768-60999), so no outgoing connection can hold one meanwhile.
 free_port() {
   local p=$1
   while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
   echo "$p"
 }
-p1=$(free_port 41102)
+p1=$(free_port 21102)
 p2=$(free_port $((p1 + 1)))
-api_port=$(free_port 41180)
+api_port=$(free_port 21180)
 api="http://127.0.0.1:$api_port"
 ctl() { "$bin/scadactl" "$@" --api "$api"; }
 
@@ -82,6 +83,7 @@ pids+=($!)
 pids+=($!)
 for log in "$demo/plc1.log" "$demo/plc2.log"; do
   for _ in $(seq 100); do grep -q "plcsim ready" "$log" && break; sleep 0.1; done
+  grep -q "plcsim ready" "$log" || { cat "$log"; echo "demo: a simulated PLC did not start" >&2; exit 1; }
 done
 say "PLC1 on port $p1 presents a certificate from the plant CA; PLC2 on port $p2 (the"
 say "replacement CPU) a self-signed one nobody has trusted yet. Both speak s7-secure (TLS 1.3)."

@@ -7,11 +7,11 @@
 #                                           inside the document
 # OUT/bundle-folder/                        plant.scadaexport.xml naming certs/plant-ca.der and
 #                                           certs/plc1.pem
-# Both bundles describe PLC1 (127.0.0.1:PLC1_PORT, default 41102, s7-secure) and the symbols of
+# Both bundles describe PLC1 (127.0.0.1:PLC1_PORT, default 21102, s7-secure) and the symbols of
 # plcsim's process data block DB100.
 set -euo pipefail
 out=${1:?usage: make_bundles.sh OUT [PLC1_PORT]}
-port=${2:-41102}
+port=${2:-21102}
 mkdir -p "$out/plc" "$out/bundle-inline" "$out/bundle-folder/certs"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \

@@ -153,7 +153,7 @@ int run(const Options& o, const std::string& mode, long idle_rss) {
   xml << "<ScadaExport formatVersion=\"1\" tool=\"scale_bench\" project=\"scale\" "
          "exportedAt=\"2026-11-22T00:00:00Z\">\n";
   for (std::size_t i = 0; i < o.connections; ++i) {
-    char name[16];
+    char name[32];
     std::snprintf(name, sizeof name, "PLC%04zu", i + 1);
     xml << "<Plc name=\"" << name << "\"><Connection address=\"127.0.0.1\" port=\"" << base + i
         << "\" security=\"" << mode << "\"/>";

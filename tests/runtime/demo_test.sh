@@ -9,14 +9,17 @@ bin=$(readlink -f "${1:?usage: demo_test.sh BIN_DIR}")
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d /tmp/scada-demo-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# Every failure shows the end of the demo's output and scadad's log: CI keeps nothing else.
 fail() {
+  [ -f "$work/plain.txt" ] && { echo "--- the demo's output (end)"; tail -n 80 "$work/plain.txt"; }
+  [ -f "$work/scadad.log" ] && { echo "--- scadad.log (end)"; tail -n 40 "$work/scadad.log"; }
   echo "demo_test: $*" >&2
   exit 1
 }
 rc=0
 SCADA_DEMO_BIN=$bin SCADA_DEMO_DIR=$work timeout 300 bash samples/demo.sh >"$work/out.txt" 2>&1 || rc=$?
 sed 's/\x1b\[[0-9;]*m//g' "$work/out.txt" >"$work/plain.txt"
-[ $rc -eq 0 ] || { tail -n 60 "$work/plain.txt"; fail "the demo exited $rc"; }
+[ $rc -eq 0 ] || fail "the demo exited $rc"
 grep -q "scadad stopped with SIGTERM: exit 0" "$work/plain.txt" || fail "scadad did not stop cleanly"
 grep -Eq "^    [0-9]+ values, longest interval [0-9]+ ms \(cycle 500 ms\), 0 not good" "$work/plain.txt" ||
   { grep -n "values, longest" "$work/plain.txt"; fail "values during the renewal were not all good"; }
