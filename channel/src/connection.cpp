@@ -131,7 +131,11 @@ namespace {
 
 constexpr std::size_t kReadBuffer = 8192;
 constexpr std::size_t kMaxQueuedJobs = 4096;
-constexpr std::size_t kSecureTpdu = 1024;  // s7-secure: TPDU size 0A (WIRE.md §5)
+constexpr std::size_t kSecureTpdu = 1024;  // TPDU size 0A, asked for in every CR (WIRE.md §5)
+// The longest TPKT a PLC may send in clear: one TPDU of the largest size a CR asks for (a CC
+// may only lower it). A longer one is refused at its header, instead of waiting for (and
+// buffering) up to 64 KiB that a hostile peer announced and may never send.
+constexpr std::size_t kMaxWireFrame = kTpktHeaderSize + kSecureTpdu;
 constexpr std::size_t kMaxInnerFrame = 8192;
 
 std::string ms_text(milliseconds d) {
@@ -208,7 +212,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
         retry_timer(strand),
         tick_timer(strand),
         key_update_timer(strand),
-        wire(kTpktMaxFrame),
+        wire(kMaxWireFrame),
         inner(kMaxInnerFrame),
         rng(std::random_device{}()) {
     backoff = config.retry_min;
@@ -338,7 +342,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
     tls.reset();
     tls_in_dt = false;
     tls_bytes_seen = false;
-    wire = TpktReassembler(kTpktMaxFrame);
+    wire = TpktReassembler(kMaxWireFrame);
     inner = TpktReassembler(kMaxInnerFrame);
     dt_join = CotpReassembler();
     transport = std::make_shared<Transport>(strand);
@@ -756,6 +760,12 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
   void on_init_ssl_reply(const Bytes& payload) {
     auto reply = decode_init_ssl(payload);
     if (!reply) {
+      // A frame of the secure protocol (72 01 ...) that does not decode comes from a PLC that
+      // speaks it, badly: not a downgrade. Anything else is no secure PLC at all.
+      if (payload.size() >= 2 && payload[0] == 0x72 && payload[1] == 0x01) {
+        return end_attempt(FailureReason::protocol_error,
+                           "malformed InitSSL reply from the PLC: " + reply.error().to_string());
+      }
       return end_attempt(FailureReason::downgrade_refused,
                          "the PLC did not answer InitSSL as a secure PLC does (" +
                              reply.error().to_string() +

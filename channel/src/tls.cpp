@@ -23,10 +23,16 @@ namespace {
 // What the client's certificate callback needs of its engine (reached through SSL ex_data).
 struct VerifyHook {
   TlsVerifier verifier;
-  std::string failure;  // the verifier's reason, reported instead of OpenSSL's words
-  std::string alert;    // the last fatal alert the peer sent, in words
-  int alert_code = 0;   // and its code (RFC 8446 §6)
+  std::string failure;               // the verifier's reason, reported instead of OpenSSL's words
+  std::string alert;                 // the last fatal alert the peer sent, in words
+  int alert_code = 0;                // and its code (RFC 8446 §6)
+  int key_updates_without_data = 0;  // KeyUpdates the peer sent since its last application data
 };
+
+// More KeyUpdates than this from the peer with no data between them is a flood: a PLC updates
+// its keys once in a long while (this side every hour), and each one asking for an answer costs
+// this side a key derivation and a record.
+constexpr int kMaxKeyUpdatesWithoutData = 16;
 }  // namespace
 
 class TlsSession {
@@ -73,9 +79,21 @@ int engine_index() {
 }
 
 // Remembers the last fatal alert the peer sent, for a reason an operator can act on.
-// OpenSSL 3.0 names some TLS 1.3 alerts "unknown"; those are named here.
+// OpenSSL 3.0 names some TLS 1.3 alerts "unknown"; those are named here. Both bits must be set:
+// SSL_CB_READ_ALERT shares SSL_CB_ALERT with SSL_CB_WRITE_ALERT, and an alert this side sends
+// (its own verdict on bytes the peer sent) is not the peer's.
+// Counts the peer's TLS 1.3 KeyUpdate messages (handshake type 24) for the flood limit.
+void note_message(int write_p, int /*version*/, int content_type, const void* buf, std::size_t len,
+                  SSL* ssl, void* /*arg*/) {
+  if (write_p != 0 || content_type != SSL3_RT_HANDSHAKE || len < 1) return;
+  if (static_cast<const std::uint8_t*>(buf)[0] != SSL3_MT_KEY_UPDATE) return;
+  if (auto* hook = static_cast<VerifyHook*>(SSL_get_ex_data(ssl, engine_index()))) {
+    ++hook->key_updates_without_data;
+  }
+}
+
 void note_alert(const SSL* ssl, int where, int value) {
-  if (!(where & SSL_CB_READ_ALERT) || (value >> 8) != SSL3_AL_FATAL) return;
+  if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT || (value >> 8) != SSL3_AL_FATAL) return;
   auto* hook = static_cast<VerifyHook*>(SSL_get_ex_data(ssl, engine_index()));
   if (!hook) return;
   hook->alert_code = value & 0xFF;
@@ -251,6 +269,7 @@ std::shared_ptr<TlsContext> make_context(const TlsSettings& s, bool server) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   }
   SSL_CTX_set_info_callback(ctx, note_alert);
+  SSL_CTX_set_msg_callback(ctx, note_message);
   return c;
 }
 
@@ -316,7 +335,15 @@ bool TlsEngine::pump(Bytes& plaintext) {
   std::uint8_t buf[16384];
   while (true) {
     const int n = SSL_read(m.ssl, buf, sizeof buf);
+    if (m.hook.key_updates_without_data > kMaxKeyUpdatesWithoutData) {
+      m.error = "TLS session failed: the peer sent " +
+                std::to_string(m.hook.key_updates_without_data) +
+                " KeyUpdates without data between them (a KeyUpdate flood; at most " +
+                std::to_string(kMaxKeyUpdatesWithoutData) + " are taken)";
+      return false;
+    }
     if (n > 0) {
+      m.hook.key_updates_without_data = 0;
       plaintext.insert(plaintext.end(), buf, buf + n);
       continue;
     }
