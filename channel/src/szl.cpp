@@ -94,12 +94,22 @@ Result<std::optional<SzlList>> SzlAssembler::add(const Userdata& response) {
     return WireError{WireErrorKind::too_large, 0,
                      "SZL answer grows beyond " + std::to_string(max_bytes_) + " bytes"};
   }
+  if (response.param.more_follows && response.data.payload.empty()) {
+    return WireError{
+        WireErrorKind::bad_value, 0,
+        "SZL answer piece " + std::to_string(pieces_ + 1) + " announces more but carries no data"};
+  }
+  if (++pieces_ > max_pieces_) {
+    return WireError{WireErrorKind::too_large, 0,
+                     "SZL answer comes in more than " + std::to_string(max_pieces_) + " pieces"};
+  }
   joined_.insert(joined_.end(), response.data.payload.begin(), response.data.payload.end());
   started_ = true;
   if (response.param.more_follows) return std::optional<SzlList>{};
 
   Bytes joined = std::move(joined_);
   joined_.clear();
+  pieces_ = 0;
   started_ = false;
   Reader r(joined);
   SzlList list;

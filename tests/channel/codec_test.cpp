@@ -464,6 +464,32 @@ TEST(Szl, ContinuationFrames17To20) {
   EXPECT_EQ(to_hex(list.records.back()), "04b6");
 }
 
+// A hostile PLC cannot keep a reader asking for continuations forever: a piece announcing more
+// with no data, or more pieces than the limit, ends the answer with an error.
+TEST(Szl, AnAnswerThatNeverEndsIsRefused) {
+  ch::Userdata piece;
+  piece.param.type = 8;
+  piece.param.group = 4;
+  piece.param.subfunction = 1;
+  piece.param.more_follows = true;
+  piece.data.return_code = 0xFF;
+  {
+    ch::SzlAssembler a;
+    auto empty = a.add(piece);
+    ASSERT_FALSE(empty.ok());
+    EXPECT_NE(empty.error().to_string().find("announces more but carries no data"),
+              std::string::npos)
+        << empty.error().to_string();
+  }
+  piece.data.payload = {0x00};
+  ch::SzlAssembler a(65536, 8);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(a.add(piece).ok()) << i;
+  auto ninth = a.add(piece);
+  ASSERT_FALSE(ninth.ok());
+  EXPECT_NE(ninth.error().to_string().find("more than 8 pieces"), std::string::npos)
+      << ninth.error().to_string();
+}
+
 TEST(Szl, ModuleIdentification0011Frame59ByIndex) {
   const std::string resp =
       "320700001100000c007c000112081284010200000000ff09007800110000001c0004000136455337203135312d"

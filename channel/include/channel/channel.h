@@ -388,13 +388,17 @@ struct SzlList {
 // Joins the pieces of one SZL answer (first response, then continuation responses).
 class SzlAssembler {
  public:
-  explicit SzlAssembler(std::size_t max_bytes = 65536) : max_bytes_(max_bytes) {}
+  // At most max_bytes joined, in at most max_pieces pieces; a piece that announces more but
+  // carries no data is an error (a PLC could otherwise keep a reader asking forever).
+  explicit SzlAssembler(std::size_t max_bytes = 65536, std::size_t max_pieces = 2048)
+      : max_bytes_(max_bytes), max_pieces_(max_pieces) {}
   // Adds one userdata response. Returns the list when the last piece arrived.
   Result<std::optional<SzlList>> add(const Userdata& response);
 
  private:
-  std::size_t max_bytes_;
+  std::size_t max_bytes_, max_pieces_;
   Bytes joined_;
+  std::size_t pieces_ = 0;
   bool started_ = false;
 };
 
