@@ -175,9 +175,11 @@ class TagStream : public WsListener {
     const auto message = nlohmann::json::parse(text, nullptr, false);
     const bool subscribe = message.is_object() && message.contains("subscribe");
     const bool unsubscribe = message.is_object() && message.contains("unsubscribe");
-    const auto* names = subscribe     ? &message["subscribe"]
-                        : unsubscribe ? &message["unsubscribe"]
-                                      : nullptr;
+    // One of the two: a message naming both is neither documented form (and its names would
+    // be taken from one key for the action of the other).
+    const auto* names = subscribe == unsubscribe ? nullptr
+                        : subscribe              ? &message["subscribe"]
+                                                 : &message["unsubscribe"];
     if (!names || !names->is_array() ||
         !std::all_of(names->begin(), names->end(), [](const auto& n) { return n.is_string(); })) {
       return error(

@@ -1,7 +1,10 @@
 // libFuzzer target: the frame decoder as the runtime and plcsim use it. The input is a TCP
 // byte stream: TPKT reassembly, COTP decoding, DT reassembly, then S7comm (with SZL assembly and
-// a re-encode check) or InitSSL decoding of every completed PDU.
+// a re-encode check) or InitSSL decoding of every completed PDU. SZL answers that come in several
+// pieces are joined (SzlAssembler); a joined list must survive being cut into pieces again
+// (szl_responses, at a PDU size from the first byte) and joined.
 #include <cstdlib>
+#include <optional>
 
 #include "channel/channel.h"
 
@@ -52,9 +55,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (auto* u = std::get_if<ch::Userdata>(&s7->body); u && u->param.type == 8) {
         auto list = szl.add(*u);
         if (list.ok() && list.value()) {
-          (void)ch::parse_szl_0011(*list.value());
-          (void)ch::parse_szl_001c(*list.value());
-          (void)ch::parse_szl_0424(*list.value());
+          const ch::SzlList& got = *list.value();
+          (void)ch::parse_szl_0011(got);
+          (void)ch::parse_szl_001c(got);
+          (void)ch::parse_szl_0424(got);
+          // A joined list cut again into pieces (as plcsim does) joins to the same list.
+          ch::SzlAssembler again(8192);
+          std::optional<ch::SzlList> back;
+          for (const auto& piece : ch::szl_responses(1, 1, 1, got, 64 + data[0])) {
+            auto r = again.add(std::get<ch::Userdata>(piece.body));
+            if (!r.ok() || back) std::abort();
+            if (r.value()) back = *r.value();
+          }
+          if (!back || ch::szl_serialize(*back) != ch::szl_serialize(got)) std::abort();
         }
       }
     }

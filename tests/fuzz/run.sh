@@ -9,9 +9,9 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_address fuzz_capture fuzz_planner fuzz_certificate fuzz_psk fuzz_alternative_address fuzz_value fuzz_bundle fuzz_api)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_address fuzz_capture fuzz_planner fuzz_certificate fuzz_psk fuzz_alternative_address fuzz_value fuzz_bundle fuzz_api fuzz_ws fuzz_server)
 
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_COMPILER=clang++ -DSCADA_FUZZ=ON >/dev/null
 mkdir -p build-fuzz
 if ! ninja -C build-fuzz "${targets[@]}" >build-fuzz/build.log 2>&1; then

@@ -1051,6 +1051,26 @@ TEST(ServerSession, SzlContinuationRules) {
   EXPECT_EQ(std::get<ch::Userdata>(c.call(ch::szl_continue(0x0A03, p1)).body).param.error, 0xD404);
 }
 
+// Found by fuzz_server: setup communication again with a smaller PDU while an SZL answer was
+// in progress kept its pieces cut for the old PDU, and the continuation answered 160 bytes at
+// PDU 64. Renegotiating abandons the answer; a new read is cut for the new PDU.
+TEST(ServerSession, SetupAgainAbandonsAnSzlAnswerInProgress) {
+  ps::PlcState plc(small_config());
+  Client c(plc);
+  c.open(240);
+  ch::Pdu first = c.call(ch::szl_request(0x0B00, 0, {0x001C, 0}));
+  const ch::UserdataParam p1 = std::get<ch::Userdata>(first.body).param;
+  ASSERT_TRUE(p1.more_follows);
+  EXPECT_EQ(c.setup(64).pdu_size, 64);
+  ch::Pdu next = c.call(ch::szl_continue(0x0B01, p1));
+  EXPECT_LE(ch::encode_s7(next).size(), 64u);
+  EXPECT_EQ(std::get<ch::Userdata>(next.body).param.error, 0xD404);
+  std::size_t pieces = 0;
+  ch::SzlList list = c.szl(0x001C, 0, &pieces);  // checks every piece against the PDU
+  EXPECT_EQ(list.records.size(), 10u);
+  EXPECT_EQ(pieces, 10u);  // 8 + 10 * 34 bytes in pieces of 64 - 26
+}
+
 TEST(ServerSession, SzlCpuModeFollowsRunAndStop) {
   ps::PlcState plc(small_config());
   Client c(plc);

@@ -395,6 +395,43 @@ TEST_F(ScadadApi, WebSocketStreamsChangesOfSubscribedTagsInOrder) {
   EXPECT_EQ(scadad->finish(SIGTERM, 10s).exit, 0);
 }
 
+// Found by fuzz_ws: a message with both keys took its names from "subscribe" and unsubscribed
+// them, silently. It is neither documented form: an error, and the subscriptions stay.
+TEST_F(ScadadApi, WebSocketMessageWithBothSubscribeAndUnsubscribeIsAnError) {
+  auto scadad = start();
+  const auto port = api_port(*scadad);
+  wait_json(port, "/api/tags?name=PLC1%2FSpeed",
+            [](const json& b) { return b["tags"][0]["quality"] == "good"; });
+  WsClient ws(port);
+  ws.send({{"subscribe", {"PLC1/Speed"}}});
+  auto m = ws.next();
+  ASSERT_TRUE(m);
+  EXPECT_EQ((*m)["type"], "subscribed");
+  m = ws.next();  // the current state
+  ASSERT_TRUE(m);
+  EXPECT_EQ((*m)["type"], "tag");
+
+  ws.send({{"subscribe", {"PLC1/Speed"}}, {"unsubscribe", {"PLC1/Speed"}}});
+  m = ws.next();
+  ASSERT_TRUE(m);
+  EXPECT_EQ((*m)["type"], "error") << m->dump();
+  EXPECT_NE((*m)["error"].get<std::string>().find("{\"subscribe\": [\"NAME\", ...]}"),
+            std::string::npos)
+      << m->dump();
+
+  // Still subscribed: the next change arrives.
+  sim_->plc(0).write(channel::Area::data_block, 1, 0, channel::Bytes{0, 77});
+  bool changed = false;
+  while (!changed) {
+    m = ws.next();
+    if (!m) break;
+    ASSERT_EQ((*m)["type"], "tag") << m->dump();
+    changed = (*m)["tag"]["value"] == 77;
+  }
+  EXPECT_TRUE(changed) << "no change after the refused message: unsubscribed";
+  EXPECT_EQ(scadad->finish(SIGTERM, 10s).exit, 0);
+}
+
 // Checks Prometheus text exposition format (version 0.0.4): every family has HELP and TYPE
 // before its samples, every sample line is NAME{LABELS} VALUE with valid names, quoted label
 // values and a number; histogram buckets are cumulative with +Inf equal to _count. Returns the

@@ -213,6 +213,8 @@ ServerSession::Output ServerSession::on_setup(const Pdu& request) {
   pdu_ = granted.pdu_size;
   amq_ = granted.amq_calling;
   phase_ = Phase::ready;
+  // The pieces of an SZL answer in progress were cut for the old PDU: abandoned.
+  szl_pending_.clear();
   Pdu answer{channel::Header{Rosctr::ack_data, 0, request.header.pdu_ref}, granted};
   return reply(std::move(answer), "setup communication: PDU " + std::to_string(granted.pdu_size) +
                                       " (asked " + std::to_string(asked.pdu_size) + "), AmQ " +

@@ -17,7 +17,8 @@
 //           - a Job longer than the negotiated PDU -> Ack_Data 0x8500 echoing {function, count}
 //           - Read Var -> PlcState::read; a reply longer than the PDU -> 0x8500 as well
 //           - Write Var -> PlcState::write
-//           - setup communication again -> renegotiated the same way
+//           - setup communication again -> renegotiated the same way; an SZL answer in
+//             progress is abandoned (its pieces were cut for the old PDU)
 //           - any other function -> Ack_Data 0x8104 echoing {function, second parameter byte}
 //           - userdata group 4 subfunction 1 (read SZL) -> PlcState::szl cut to the PDU; the
 //             rest is kept for continuation requests (data 0A 00 00 00) carrying the sequence
