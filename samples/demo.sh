@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 bin=${SCADA_DEMO_BIN:-}
 if [ -z "$bin" ]; then
   bash samples/setup.sh
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   ninja -C build scadactl scadad plcsim >/dev/null
   bin=build/bin
 fi
