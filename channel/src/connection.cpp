@@ -1075,7 +1075,8 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
     std::deque<Job> waiting;
     waiting.swap(queued);
     const std::string why = "the session ended: " + detail;
-    for (auto& [ref, job] : flying) finish(job.done, JobError{reason, why});
+    // Jobs on the wire may have been carried out by the PLC; queued ones never left.
+    for (auto& [ref, job] : flying) finish(job.done, JobError{reason, why, true});
     for (auto& job : waiting) finish(job.done, JobError{reason, why});
   }
 

@@ -365,7 +365,8 @@ ApiResponse ControlApi::post_tags(const ApiRequest& r) {
       } else {
         server_.write_text(name, v.get<std::string>(), done);
       }
-      tags::WriteResult result = std::string("no answer within 15 s");
+      tags::WriteResult result =
+          name + ": not confirmed within 15 s, the value may or may not be written";
       if (future.wait_for(std::chrono::seconds(15)) == std::future_status::ready)
         result = future.get();
       const std::string shown = v.is_string() ? v.get<std::string>() : v.dump();

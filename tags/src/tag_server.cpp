@@ -1322,6 +1322,12 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
 
   static WriteResult write_result(const std::string& name, const channel::JobResult& result) {
     if (const auto* error = std::get_if<channel::JobError>(&result)) {
+      // Sent, and the session ended before the answer: nobody can tell whether the PLC took it
+      // (as for a session closed on purpose, drop()).
+      if (error->sent) {
+        return name + ": not confirmed, the value may or may not be written: " +
+               reason_words(error->reason, error->detail);
+      }
       return name + ": write failed: " + reason_words(error->reason, error->detail);
     }
     const channel::Pdu& reply = std::get<channel::Pdu>(result);

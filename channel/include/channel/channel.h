@@ -728,6 +728,9 @@ struct ConnectionInfo {
 struct JobError {
   FailureReason reason = FailureReason::protocol_error;  // not connected: stopped or the last one
   std::string detail;
+  // The job had gone to the PLC when the session ended without its answer: the PLC may have
+  // carried it out (a write may be in its memory). False: it never left this side.
+  bool sent = false;
 };
 using JobResult = std::variant<Pdu, JobError>;
 using JobCallback = std::function<void(JobResult)>;
