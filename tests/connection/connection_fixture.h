@@ -111,6 +111,31 @@ class PlcLog {
   std::shared_ptr<Lines> lines_;
 };
 
+// A started connection and its recorded events. The connection goes first: once ~Connection
+// returned no handler of it runs, so the recorder can go safely after it.
+class StartedConnection {
+ public:
+  StartedConnection(boost::asio::any_io_executor executor, certstore::CertificateStore& store,
+                    channel::ConnectionConfig config)
+      : connection_(
+            std::make_unique<channel::Connection>(std::move(executor), store, std::move(config))),
+        events_(std::make_unique<EventRecorder>(*connection_)) {
+    connection_->start();
+  }
+  ~StartedConnection() {
+    connection_.reset();
+    events_.reset();
+  }
+  StartedConnection(const StartedConnection&) = delete;
+  StartedConnection& operator=(const StartedConnection&) = delete;
+  channel::Connection& connection() { return *connection_; }
+  EventRecorder& events() { return *events_; }
+
+ private:
+  std::unique_ptr<channel::Connection> connection_;
+  std::unique_ptr<EventRecorder> events_;
+};
+
 // Blocking wrappers (bounded by timeout; a timeout is a JobError with reason timeout).
 channel::JobResult run_job(channel::Connection& c, channel::Pdu job,
                            std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -228,30 +228,7 @@ ch::ConnectionConfig config_for(ch::SecurityMode mode, std::uint16_t port) {
   return cc;
 }
 
-// A started connection and its recorded events. The connection goes first: once ~Connection
-// returned no handler of it runs, so the recorder can go safely after it.
-class Client {
- public:
-  Client(boost::asio::any_io_executor executor, cs::CertificateStore& store,
-         ch::ConnectionConfig config)
-      : connection_(
-            std::make_unique<ch::Connection>(std::move(executor), store, std::move(config))),
-        events_(std::make_unique<EventRecorder>(*connection_)) {
-    connection_->start();
-  }
-  ~Client() {
-    connection_.reset();
-    events_.reset();
-  }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-  ch::Connection& connection() { return *connection_; }
-  EventRecorder& events() { return *events_; }
-
- private:
-  std::unique_ptr<ch::Connection> connection_;
-  std::unique_ptr<EventRecorder> events_;
-};
+using Client = StartedConnection;
 
 std::string last_event_text(EventRecorder& rec) {
   const auto all = rec.events();

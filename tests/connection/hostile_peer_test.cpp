@@ -104,30 +104,7 @@ ch::ConnectionConfig hostile_config(ch::SecurityMode mode, std::uint16_t port) {
   return cc;
 }
 
-// A started connection and its recorded events; the connection goes first, so no handler of it
-// runs once the recorder goes.
-class Client {
- public:
-  Client(boost::asio::any_io_executor executor, cs::CertificateStore& store,
-         ch::ConnectionConfig config)
-      : connection_(
-            std::make_unique<ch::Connection>(std::move(executor), store, std::move(config))),
-        events_(std::make_unique<EventRecorder>(*connection_)) {
-    connection_->start();
-  }
-  ~Client() {
-    connection_.reset();
-    events_.reset();
-  }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-  ch::Connection& connection() { return *connection_; }
-  EventRecorder& events() { return *events_; }
-
- private:
-  std::unique_ptr<ch::Connection> connection_;
-  std::unique_ptr<EventRecorder> events_;
-};
+using Client = StartedConnection;
 
 std::string event_text(const ch::ConnectionEvent& e) {
   return name(e.state) + " " + name(e.reason) + ": " + e.detail;
