@@ -119,9 +119,10 @@ std::vector<std::string> remove_stale_temporaries(const std::filesystem::path& f
 std::optional<std::string> write_file_atomically(const std::filesystem::path& file, ByteView bytes,
                                                  mode_t mode) {
   static std::atomic<unsigned> counter{0};
-  const std::filesystem::path temporary =
-      file.parent_path() / ("." + file.filename().string() + ".tmp-" + std::to_string(::getpid()) +
-                            "-" + std::to_string(counter.fetch_add(1)));
+  std::string name = ".";
+  name += file.filename().string();
+  name += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  const std::filesystem::path temporary = file.parent_path() / name;
   const auto fail = [&](const char* what, int error) {
     ::unlink(temporary.c_str());
     return "cannot write " + file.string() + ": " + what + ": " + system_error_text(error);
