@@ -1,16 +1,12 @@
 // A client of scadad's control API for the tests: one HTTP request over loopback, and the API
-// port a scadad process logged.
+// port a scadad process logged. Compiled once (api_call.cpp), so the test programs that use it
+// do not each instantiate Beast's HTTP client.
 #pragma once
 
-#include <gtest/gtest.h>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "child_process.h"
@@ -19,43 +15,21 @@ namespace scada::runtime::test_api {
 
 namespace http = boost::beast::http;
 using nlohmann::json;
-using namespace std::chrono_literals;
 
 struct Reply {
   int status = 0;
-  json body;
+  json body;  // discarded (is_discarded()) when the answer is not JSON
   std::string text;
   std::string content_type;
 };
 
-inline Reply call(std::uint16_t port, http::verb verb, const std::string& target,
-                  const std::string& body = "", const std::string& token = "") {
-  boost::asio::io_context io;
-  boost::beast::tcp_stream stream(io);
-  stream.expires_after(std::chrono::seconds(20));
-  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> request(verb, target, 11);
-  request.set(http::field::host, "127.0.0.1");
-  if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
-  request.body() = body;
-  request.prepare_payload();
-  boost::system::error_code ignored;
-  http::write(stream, request, ignored);  // a refused oversize body: the answer still comes
-  boost::beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(16 * 1024 * 1024);
-  http::read(stream, buffer, parser);
-  const auto& response = parser.get();
-  return {int(response.result_int()), json::parse(response.body(), nullptr, false), response.body(),
-          std::string(response[http::field::content_type])};
-}
+// One request to 127.0.0.1:port, with "Authorization: Bearer TOKEN" when a token is given. A
+// connection or read failure throws boost::system::system_error; the test fails with its words.
+Reply call(std::uint16_t port, http::verb verb, const std::string& target,
+           const std::string& body = "", const std::string& token = "");
 
-// The API port scadad logged ("api: listening on 127.0.0.1:PORT").
-inline std::uint16_t api_port(test::Child& scadad) {
-  EXPECT_TRUE(scadad.wait_for_output("api: listening on 127.0.0.1:", 10s)) << scadad.output();
-  const std::string out = scadad.output();
-  const auto at = out.find("api: listening on 127.0.0.1:") + 28;
-  return static_cast<std::uint16_t>(std::stoi(out.substr(at, out.find_first_of(" \n", at) - at)));
-}
+// The API port scadad logged ("api: listening on 127.0.0.1:PORT"); a test failure (and 0) when
+// it did not log one within 10 s.
+std::uint16_t api_port(test::Child& scadad);
 
 }  // namespace scada::runtime::test_api
