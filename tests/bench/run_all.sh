@@ -4,7 +4,7 @@
 #   tests/bench/run_all.sh [BIN_DIR [OUT_DIR]]    # default build/bin, a temporary folder
 # Build first, optimised: cmake -S . -B build -G Ninja && ninja -C build
 #   (planner_bench handshake_bench tags_bench scale_bench scadactl scadad plcsim).
-# Takes about 6 minutes on a 2-core machine. Exit 1 when a benchmark fails its checks.
+# Takes about 7 minutes on a 2-core machine. Exit 1 when a benchmark fails its checks.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$(cd "${1:-$here/../../build/bin}" && pwd)
@@ -48,4 +48,7 @@ row "scale tls 1000 conns: RSS MiB" "$(field "$out/scale.txt" '^tls +1000' 6)" "
 row "scale tls 1000 conns: lateness p99" "$(awk '/^tls +1000/ { print $12, $13; exit }' "$out/scale.txt")" "< 50 ms"
 row "scale tls 1000 conns: handshakes/s (cold)" "$(field "$out/scale.txt" '^tls +1000' 4)" ""
 row "scale s7-secure 1000 conns: CPU %, RSS MiB" "$(field "$out/scale.txt" '^s7-secure +1000' 5), $(field "$out/scale.txt" '^s7-secure +1000' 6)" ""
+row "scale both (1000 tls + 1000 s7-secure): CPU %" "$(field "$out/scale.txt" '^both +2000' 5)" ""
+row "scale both: RSS MiB, lateness p99" "$(field "$out/scale.txt" '^both +2000' 6), $(awk '/^both +2000/ { print $12, $13; exit }' "$out/scale.txt")" ""
+row "scale both: handshakes/s (cold)" "$(field "$out/scale.txt" '^both +2000' 4)" ""
 exit $status

@@ -17,23 +17,16 @@
 //                          [--concurrent K] [--recover-seconds R]
 #include <CLI/CLI.hpp>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-
-#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -43,9 +36,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "child_process.h"
 #include "fault_proxy.h"
-#include "importer/importer.h"
 #include "test_tls_files.h"
 
 namespace {
@@ -56,6 +49,7 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using scada::test::Child;
 using scada::test::FaultProxy;
+using namespace scada::bench;
 
 const std::string kBin = SCADA_BIN_DIR;
 constexpr int kTagsPerConnection = 5;
@@ -69,50 +63,6 @@ struct Options {
   std::size_t concurrent = 0;  // connections faulted at once; 0: a tenth of them (at least 1)
   int recover_seconds = 180;
 };
-
-// One HTTP GET of scadad's API (bounded by a socket timeout); "" when it does not answer.
-std::string get(std::uint16_t port, const std::string& target) {
-  namespace http = boost::beast::http;
-  try {
-    asio::io_context io;
-    boost::beast::tcp_stream stream(io);
-    stream.expires_after(30s);
-    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::empty_body> request(http::verb::get, target, 11);
-    request.set(http::field::host, "127.0.0.1");
-    http::write(stream, request);
-    boost::beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(256 << 20);
-    http::read(stream, buffer, parser);
-    return parser.get().body();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
-std::uint16_t api_port(const Child& scadad) {
-  if (!scadad.wait_for_output("api: listening on 127.0.0.1:", 30s)) return 0;
-  const std::string out = scadad.output();
-  const auto at = out.find("api: listening on 127.0.0.1:") + 28;
-  return static_cast<std::uint16_t>(std::stoi(out.substr(at)));
-}
-
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
-// Whether the process runs (exists and is not a zombie).
-bool alive(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  const auto paren = text.rfind(')');
-  return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z';
-}
 
 // One command line to plcsim's control socket; its answer ("ok", "error: ...").
 std::string plcsim_command(const fs::path& socket, const std::string& line) {
@@ -141,7 +91,7 @@ struct Sample {
 
 Sample sample(std::uint16_t port) {
   Sample s;
-  const std::string text = get(port, "/metrics");
+  const std::string text = http_get(port, "/metrics");
   s.answered = !text.empty();
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
@@ -166,7 +116,7 @@ Sample sample(std::uint16_t port) {
 
 // PLC tags (not system tags) whose quality is not good; -1 when the API does not answer.
 long bad_tags(std::uint16_t port) {
-  const auto body = nlohmann::json::parse(get(port, "/api/tags"), nullptr, false);
+  const auto body = nlohmann::json::parse(http_get(port, "/api/tags"), nullptr, false);
   if (!body.is_object() || !body.contains("tags")) return -1;
   long bad = 0;
   for (const auto& t : body["tags"]) {
@@ -348,34 +298,17 @@ struct ProxyLoop {
 int run(const Options& o) {
   scada::test::TempDir dir;
   scada::test::ServerTlsFiles files(dir, "plc");
-  ::chmod(files.key_file.c_str(), 0600);
   const fs::path control = dir.path() / "plcsim.sock";
 
   // plcsim on consecutive ports: a range nobody listens on.
-  std::uint16_t base = 0;
-  std::unique_ptr<Child> plcsim;
-  for (std::uint16_t candidate = 31000; candidate < 60000 && !plcsim; candidate += 1500) {
-    plcsim = std::make_unique<Child>(
-        kBin + "/plcsim",
-        std::vector<std::string>{"--listen", "127.0.0.1:" + std::to_string(candidate), "--plcs",
-                                 std::to_string(o.connections), "--mode", o.mode, "--cert",
-                                 files.certificate_file.string(), "--key", files.key_file.string(),
-                                 "--name", "PLC", "--control", control.string()});
-    // Ready, or gone (a port of the range in use): bounded either way.
-    const auto until = Clock::now() + 60s;
-    while (Clock::now() < until && alive(plcsim->pid()) &&
-           !plcsim->wait_for_output("plcsim ready", 100ms)) {
-    }
-    if (plcsim->output().find("plcsim ready") != std::string::npos) {
-      base = candidate;
-    } else {
-      plcsim.reset();
-    }
-  }
-  if (!plcsim) {
+  PlcRange sim =
+      start_plcsim(kBin, o.connections, o.mode, files, 31000, {"--control", control.string()});
+  if (!sim.plcsim) {
     std::cerr << "soak_bench: plcsim did not start\n";
     return 1;
   }
+  const std::uint16_t base = sim.base;
+  Child* plcsim = sim.plcsim.get();
 
   // The proxies, on one event loop thread of this process (declared first, so it outlives them).
   ProxyLoop loop;
@@ -386,37 +319,22 @@ int run(const Options& o) {
   }
 
   // The project: N connections through the proxies, a DInt counter and Word tags at 500 ms.
-  std::ostringstream xml;
-  xml << "<ScadaExport formatVersion=\"1\" tool=\"soak_bench\" project=\"soak\" "
-         "exportedAt=\"2026-11-22T00:00:00Z\">\n";
-  for (std::size_t i = 0; i < o.connections; ++i) {
-    xml << "<Plc name=\"PLC" << i + 1
-        << "\" firmware=\"V2.9.4\"><Connection address=\"127.0.0.1\" port=\"" << proxies[i]->port()
-        << "\" security=\"" << o.mode << "\"/>";
-    if (i == 0) {
-      xml << "<Certificates><Certificate role=\"ca\" encoding=\"pem\">"
-          << files.ca.certificate_pem() << "</Certificate></Certificates>";
-    }
-    xml << "<Symbols><Symbol name=\"Counter\" address=\"DB100.DBD0\" type=\"DInt\" "
-           "cycle=\"500ms\"/>";
-    for (int t = 1; t < kTagsPerConnection; ++t) {
-      xml << "<Symbol name=\"T" << t << "\" address=\"DB1.DBW" << 2 * t
-          << "\" type=\"Word\" cycle=\"500ms\"/>";
-    }
-    xml << "</Symbols></Plc>\n";
+  std::string symbols =
+      R"(<Symbol name="Counter" address="DB100.DBD0" type="DInt" cycle="500ms"/>)";
+  for (int t = 1; t < kTagsPerConnection; ++t) {
+    symbols += "<Symbol name=\"T" + std::to_string(t) + "\" address=\"DB1.DBW" +
+               std::to_string(2 * t) + "\" type=\"Word\" cycle=\"500ms\"/>";
   }
-  xml << "</ScadaExport>\n";
-  auto bundle = scada::importer::parse_bundle(xml.str(), std::nullopt);
-  if (!bundle.ok()) {
-    std::cerr << "soak_bench: bundle: " << bundle.problems.front().to_string() << "\n";
-    return 1;
+  std::vector<BenchPlc> plcs;
+  for (std::size_t i = 0; i < o.connections; ++i) {
+    plcs.push_back({"PLC" + std::to_string(i + 1), proxies[i]->port(), o.mode, symbols});
   }
   const fs::path project_dir = dir.path() / "project";
-  {
-    scada::importer::Project::init(project_dir);
-    auto project = scada::importer::Project::open(project_dir);
-    scada::importer::apply_import(project, *bundle.bundle,
-                                  scada::importer::plan_import(*bundle.bundle, project));
+  if (const auto problem =
+          make_project(project_dir, "soak_bench", files.ca.certificate_pem(), plcs);
+      !problem.empty()) {
+    std::cerr << "soak_bench: " << problem << "\n";
+    return 1;
   }
 
   Child scadad(kBin + "/scadad", {"--project", project_dir.string(), "--api", "127.0.0.1:0"});
