@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,20 @@
 #include "channel/channel.h"
 #include "plcsim/plcsim.h"
 #include "test_tls_files.h"
+
+// The channel's enums by name in gtest's messages and parameter names ("tls", "s7-secure")
+// instead of their bytes.
+namespace scada::channel {
+inline void PrintTo(SecurityMode mode, std::ostream* out) {
+  *out << security_mode_name(mode);
+}
+inline void PrintTo(FailureReason reason, std::ostream* out) {
+  *out << failure_reason_name(reason);
+}
+inline void PrintTo(ConnectionState state, std::ostream* out) {
+  *out << connection_state_name(state);
+}
+}  // namespace scada::channel
 
 namespace scada::test {
 

@@ -36,19 +36,6 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using std::chrono::system_clock;
 
-// Readable enum values in assertion messages.
-namespace scada::channel {
-void PrintTo(FailureReason reason, std::ostream* os) {
-  *os << failure_reason_name(reason);
-}
-void PrintTo(ConnectionState state, std::ostream* os) {
-  *os << connection_state_name(state);
-}
-void PrintTo(SecurityMode mode, std::ostream* os) {
-  *os << security_mode_name(mode);
-}
-}  // namespace scada::channel
-
 namespace {
 
 // ---- certificates

@@ -31,16 +31,10 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/loopback_listener.h"
 #include "connection_fixture.h"
 #include "plcsim/plcsim.h"
 #include "test_pki.h"
-
-namespace scada::channel {
-// Parameter names in gtest's messages ("tls", "s7-secure") instead of the enum's bytes.
-void PrintTo(SecurityMode mode, std::ostream* out) {
-  *out << security_mode_name(mode);
-}
-}  // namespace scada::channel
 
 namespace {
 
@@ -1152,20 +1146,7 @@ INSTANTIATE_TEST_SUITE_P(SecureModes, StoreFileProblems, ::testing::Values(ch::S
 class RecordingProxy {
  public:
   explicit RecordingProxy(std::uint16_t upstream) : upstream_(upstream) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listen_fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-    const int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in address = loopback(0);
-    socklen_t length = sizeof address;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      const std::string reason = std::strerror(errno);
-      ::close(listen_fd_);
-      throw std::runtime_error("proxy listen: " + reason);
-    }
-    port_ = ntohs(address.sin_port);
+    listen_fd_ = listen_on_loopback(port_, "recording proxy");
     thread_ = std::thread([this] { run(); });
   }
   ~RecordingProxy() {

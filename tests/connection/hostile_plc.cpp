@@ -14,6 +14,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "../support/loopback_listener.h"
+
 namespace scada::test {
 
 namespace ch = channel;
@@ -132,22 +134,7 @@ bool PlcSocket::hold(milliseconds limit) {
 // HostilePlc
 
 HostilePlc::HostilePlc(Script script) : script_(std::move(script)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-  const int one = 1;
-  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::listen(listen_fd_, 16) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    const std::string reason = std::strerror(errno);
-    ::close(listen_fd_);
-    throw std::runtime_error("hostile PLC cannot listen: " + reason);
-  }
-  port_ = ntohs(address.sin_port);
+  listen_fd_ = listen_on_loopback(port_, "hostile PLC");
   acceptor_ = std::thread([this] { run(); });
 }
 
