@@ -660,6 +660,22 @@ std::string ControlApi::metrics_text() const {
   family("scada_tags_read_total", "counter", "Fresh tag values read from the PLC.");
   for (const auto& [name, s] : stats)
     out << "scada_tags_read_total" << labels(name) << " " << s.values << "\n";
+  family("scada_read_requests_total", "counter", "Read Var requests sent by acquisition cycles.");
+  for (const auto& [name, s] : stats)
+    out << "scada_read_requests_total" << labels(name) << " " << s.requests << "\n";
+  family("scada_read_failures_total", "counter",
+         "Acquisition Read Var requests that brought no values, by reason (the job's failure "
+         "reason, plc-refused or bad-reply).");
+  for (const auto& [name, s] : stats) {
+    for (const auto& [reason, count] : s.failed_reads) {
+      out << "scada_read_failures_total{connection=\"" << label_value(name) << "\",reason=\""
+          << label_value(reason) << "\"} " << count << "\n";
+    }
+  }
+  family("scada_tag_read_errors_total", "counter",
+         "Tag values in answered reads that the PLC refused or that did not decode.");
+  for (const auto& [name, s] : stats)
+    out << "scada_tag_read_errors_total" << labels(name) << " " << s.tag_errors << "\n";
   family("scada_acquisition_overruns_total", "counter",
          "Acquisition cycles skipped because the previous one still ran.");
   for (const auto& [name, s] : stats)

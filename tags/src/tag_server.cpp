@@ -290,31 +290,38 @@ std::string failure_words(const channel::ConnectionEvent& event) {
 
 // The outcomes of one planned request's reply, for the tags behind `tags` (plan input order).
 // Tags removed since the plan was made have none.
+// The outcome of every tag of an answered (or failed) Read Var request. When the request
+// brought no values at all, *failure (if given) says why, as a LinkStatistics::failed_reads key.
 std::vector<Outcome> outcomes_of(const channel::PlannedRequest& request,
                                  const std::vector<Id>& tags, const std::map<Id, Tag>& table,
-                                 const channel::JobResult& result) {
+                                 const channel::JobResult& result, const char** failure = nullptr) {
   std::vector<Outcome> out;
   std::vector<std::size_t> inputs;
   for (const auto& item : request.items) {
     for (const auto& slice : item.slices) inputs.push_back(slice.tag);
   }
-  const auto all = [&](QualityReason reason, const std::string& detail) {
+  const auto all = [&](const char* why, QualityReason reason, const std::string& detail) {
+    if (failure) *failure = why;
     for (std::size_t input : inputs) out.push_back({tags[input], std::nullopt, reason, detail});
     return out;
   };
   if (const auto* error = std::get_if<channel::JobError>(&result)) {
-    return all(QualityReason::not_connected, reason_words(error->reason, error->detail));
+    return all(channel::failure_reason_name(error->reason), QualityReason::not_connected,
+               reason_words(error->reason, error->detail));
   }
   const channel::Pdu& reply = std::get<channel::Pdu>(result);
   if (reply.header.error() != 0) {
-    return all(QualityReason::plc_refused,
+    return all("plc-refused", QualityReason::plc_refused,
                "the PLC refused the read: " + channel::s7_error_text(reply.header.error()));
   }
   const auto* body = std::get_if<channel::ReadVarResponse>(&reply.body);
-  if (!body) return all(QualityReason::plc_refused, "the PLC answered a read with another reply");
+  if (!body) {
+    return all("bad-reply", QualityReason::plc_refused,
+               "the PLC answered a read with another reply");
+  }
   auto cut = channel::cut_reply(request, *body);
   if (!cut) {
-    return all(QualityReason::plc_refused,
+    return all("bad-reply", QualityReason::plc_refused,
                "the PLC's reply does not fit the request: " + cut.error().to_string());
   }
   for (const channel::TagBytes& piece : *cut) {
@@ -1122,8 +1129,17 @@ struct TagServer::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     const auto when = std::chrono::system_clock::now();
-    for (const Outcome& o :
-         outcomes_of(group->plan->plan.requests[r], group->plan->tags, tags, result)) {
+    const char* failure = nullptr;
+    const auto outcomes =
+        outcomes_of(group->plan->plan.requests[r], group->plan->tags, tags, result, &failure);
+    // (The jobs of a session this side ended, by ForceConnectionState 0 or a switch, do not
+    // come this far: that session is no longer the link's active one.)
+    if (failure) {
+      ++link->stats.failed_reads[failure];
+    } else {
+      for (const Outcome& o : outcomes) link->stats.tag_errors += !o.value;
+    }
+    for (const Outcome& o : outcomes) {
       if (o.value) ++link->stats.values;
       // A job that failed because the session ended: the connection event marks the tags.
       if (!o.value && o.reason == QualityReason::not_connected) continue;

@@ -8,7 +8,8 @@
 //
 // Every minute one line: elapsed time, scadad's resident memory, sessions and reconnects (from
 // scada_connection_sessions_total), failed attempts and ended sessions
-// (scada_handshake_failures_total), skipped poll cycles (scada_acquisition_overruns_total), PLC
+// (scada_handshake_failures_total), poll requests that brought no values
+// (scada_read_failures_total), skipped poll cycles (scada_acquisition_overruns_total), PLC
 // tags not good at that moment, connections up, faults injected and active. After --minutes the
 // faults stop and every connection must come back (connected, every tag good) within
 // --recover-seconds; the summary follows. Exit 0 when everything recovered and scadad is still
@@ -83,11 +84,16 @@ std::string plcsim_command(const fs::path& socket, const std::string& line) {
 }
 
 struct Sample {
-  double sessions = 0, failures = 0, overruns = 0;
+  double sessions = 0, failures = 0, failed_reads = 0, overruns = 0;
   std::size_t up = 0;
   bool answered = false;
-  std::map<std::string, double> failures_by_reason;
+  std::map<std::string, double> failures_by_reason, failed_reads_by_reason;
 };
+
+std::string reason_of(const std::string& line) {
+  const auto at = line.find("reason=\"") + 8;
+  return line.substr(at, line.find('"', at) - at);
+}
 
 Sample sample(std::uint16_t port) {
   Sample s;
@@ -105,8 +111,10 @@ Sample sample(std::uint16_t port) {
       s.sessions += v;
     } else if (line.rfind("scada_handshake_failures_total{", 0) == 0) {
       s.failures += v;
-      const auto at = line.find("reason=\"") + 8;
-      s.failures_by_reason[line.substr(at, line.find('"', at) - at)] += v;
+      s.failures_by_reason[reason_of(line)] += v;
+    } else if (line.rfind("scada_read_failures_total{", 0) == 0) {
+      s.failed_reads += v;
+      s.failed_reads_by_reason[reason_of(line)] += v;
     } else if (line.rfind("scada_acquisition_overruns_total{", 0) == 0) {
       s.overruns += v;
     }
@@ -365,8 +373,9 @@ int run(const Options& o) {
       static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(o.seed));
   std::printf("all up after %.1f s; scadad VmRSS %.1f MiB\n",
               std::chrono::duration<double>(Clock::now() - start).count(), rss_start / 1024.0);
-  std::printf("%7s %9s %9s %10s %9s %9s %8s %9s %8s %7s\n", "time", "rss MiB", "sessions",
-              "reconnects", "failures", "overruns", "bad tags", "up", "faults", "active");
+  std::printf("%7s %9s %9s %10s %9s %12s %9s %8s %9s %8s %7s\n", "time", "rss MiB", "sessions",
+              "reconnects", "failures", "failed reads", "overruns", "bad tags", "up", "faults",
+              "active");
   std::fflush(stdout);
 
   const std::size_t concurrent =
@@ -381,11 +390,12 @@ int run(const Options& o) {
   bool died = false;
   auto report = [&](Clock::time_point now, const char* note = "") {
     const Sample m = sample(port);
-    std::printf("%7s %9.1f %9.0f %10.0f %9.0f %9.0f %8ld %4zu/%-4zu %8llu %7zu%s\n",
+    std::printf("%7s %9.1f %9.0f %10.0f %9.0f %12.0f %9.0f %8ld %4zu/%-4zu %8llu %7zu%s\n",
                 minutes_text(now - soak_start).c_str(), rss_kib(scadad.pid()) / 1024.0, m.sessions,
                 m.sessions - first.sessions, m.failures - first.failures,
-                m.overruns - first.overruns, bad_tags(port), m.up, o.connections,
-                static_cast<unsigned long long>(injector.injected), active.size(), note);
+                m.failed_reads - first.failed_reads, m.overruns - first.overruns, bad_tags(port),
+                m.up, o.connections, static_cast<unsigned long long>(injector.injected),
+                active.size(), note);
     std::fflush(stdout);
   };
   while (Clock::now() < soak_end) {
@@ -450,16 +460,27 @@ int run(const Options& o) {
   }
   std::printf(")%s\n", injector.command_errors ? "; some plcsim commands failed" : "");
   if (!died) {
-    std::printf("summary: reconnects %.0f, failures %.0f (", last.sessions - first.sessions,
-                last.failures - first.failures);
-    comma = false;
-    for (const auto& [reason, n] : last.failures_by_reason) {
-      const double before =
-          first.failures_by_reason.count(reason) ? first.failures_by_reason.at(reason) : 0;
-      std::printf("%s%s %.0f", comma ? ", " : "", reason.c_str(), n - before);
-      comma = true;
-    }
-    std::printf("), overruns %.0f\n", last.overruns - first.overruns);
+    // "reason n, reason n" of what a by-reason counter gained during the soak.
+    const auto by_reason = [](const std::map<std::string, double>& before,
+                              const std::map<std::string, double>& after) {
+      std::string text;
+      for (const auto& [reason, n] : after) {
+        const auto it = before.find(reason);
+        const double gained = n - (it == before.end() ? 0 : it->second);
+        if (gained == 0) continue;
+        if (!text.empty()) text += ", ";
+        text += reason + " " + std::to_string(static_cast<long long>(gained));
+      }
+      return text;
+    };
+    std::printf(
+        "summary: reconnects %.0f, failures %.0f (%s), failed reads %.0f (%s), "
+        "overruns %.0f\n",
+        last.sessions - first.sessions, last.failures - first.failures,
+        by_reason(first.failures_by_reason, last.failures_by_reason).c_str(),
+        last.failed_reads - first.failed_reads,
+        by_reason(first.failed_reads_by_reason, last.failed_reads_by_reason).c_str(),
+        last.overruns - first.overruns);
     std::printf("summary: scadad VmRSS %.1f MiB at the start, %.1f MiB at the end (%+.1f MiB)\n",
                 rss_start / 1024.0, rss_end / 1024.0, (rss_end - rss_start) / 1024.0);
   }

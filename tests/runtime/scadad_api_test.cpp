@@ -547,6 +547,13 @@ TEST_F(ScadadApi, MetricsAreValidPrometheusTextWithTheDocumentedSeries) {
   EXPECT_EQ(samples.at("scada_cycle_lateness_seconds_bucket{connection=\"PLC1\",le=\"+Inf\"}"),
             samples.at("scada_cycle_lateness_seconds_count{connection=\"PLC1\"}"));
   EXPECT_GT(samples.at("scada_tags_read_total{connection=\"PLC1\"}"), 0);
+  EXPECT_GT(samples.at("scada_read_requests_total{connection=\"PLC1\"}"), 0);
+  EXPECT_EQ(samples.at("scada_tag_read_errors_total{connection=\"PLC1\"}"), 0);
+  EXPECT_NE(r.text.find("# TYPE scada_read_failures_total counter\n"), std::string::npos);
+  for (const auto& [key, value] : samples) {
+    EXPECT_NE(key.rfind("scada_read_failures_total{connection=\"PLC1\"", 0), 0u)
+        << "PLC1 answers every read: " << key << " " << value;
+  }
   EXPECT_GT(samples.at("scada_tags_read_per_second{connection=\"PLC1\"}"), 0) << r.text;
   EXPECT_EQ(samples.at("scada_quarantined_certificates"), 1);
   bool peer = false, root = false;

@@ -1440,5 +1440,46 @@ TEST_F(RunningServer, FailedAttemptsAreCountedByReason) {
   EXPECT_EQ(failures(stats("Untrusted"), "refused"), 0u);
 }
 
+std::uint64_t failed_reads(const LinkStatistics& s) {
+  std::uint64_t n = 0;
+  for (const auto& [reason, count] : s.failed_reads) n += count;
+  return n;
+}
+
+// Tag errors (an item the PLC refuses) are counted apart from requests that bring nothing: a
+// dead peer's requests count as failed reads ("timeout"), a session this side stops does not.
+TEST_F(RunningServer, FailedReadsAndTagErrorsAreCountedApart) {
+  EXPECT_TRUE(stats("PLC1").failed_reads.empty());
+  EXPECT_EQ(stats("PLC1").tag_errors, 0u);
+  ASSERT_EQ(server().add_tag(tag("Missing", "Word", "PLC1", "DB99.DBW0")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return stats("PLC1").tag_errors >= 2; }));
+  EXPECT_TRUE(stats("PLC1").failed_reads.empty()) << "the request itself was answered";
+  EXPECT_EQ(state_of(server(), "Missing").reason, QualityReason::plc_refused);
+
+  ConnectionSetup setup = setup_for(*b_, "PLC2");
+  setup.config.dead_peer_timeout = 300ms;
+  ASSERT_EQ(server().add_connection(setup), std::nullopt);
+  ASSERT_EQ(server().add_tag(tag("Level", "Word", "PLC2", "DB1.DBW2")), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(2223)); }));
+  b().set_faults({.stall = true});
+  ASSERT_TRUE(eventually([&] { return stats("PLC2").failed_reads.count("timeout") == 1; }))
+      << failed_reads(stats("PLC2"));
+  EXPECT_EQ(stats("PLC2").tag_errors, 0u);
+  b().set_faults({});
+  ASSERT_TRUE(eventually([&] { return good_with(server(), "Level", std::int64_t(2223)); }));
+
+  // Replies held back 600 ms: a cycle skipped (an overrun) means a request is in flight when
+  // the connection is forced down right after.
+  b().set_faults({.delay = 600ms});
+  const std::uint64_t before = failed_reads(stats("PLC2"));
+  const std::uint64_t overruns = stats("PLC2").overruns;
+  ASSERT_TRUE(eventually([&] { return stats("PLC2").overruns > overruns; }));
+  ASSERT_EQ(write(server(), "@PLC2@ForceConnectionState", std::int64_t(0)), std::nullopt);
+  ASSERT_TRUE(eventually([&] { return int_of(server(), "@PLC2@ConnectionState") == 0; }));
+  std::this_thread::sleep_for(700ms);
+  EXPECT_EQ(failed_reads(stats("PLC2")), before) << "stopped on purpose: not a failed read";
+  EXPECT_TRUE(stats("PLC1").failed_reads.empty());
+}
+
 }  // namespace
 }  // namespace scada::tags

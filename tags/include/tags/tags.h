@@ -278,6 +278,13 @@ struct LinkStatistics {
   std::uint64_t sessions_up = 0;  // sessions that came up: first connect, every reconnect, switches
   std::map<std::string, std::uint64_t> failures;  // failed attempts and ended sessions, by
                                                   // channel::failure_reason_name (not "stopped")
+  // Acquisition Read Var requests that brought no values, by reason: the job's
+  // channel::failure_reason_name ("timeout", "protocol-error", ...; a session this side ended on
+  // purpose does not count), "plc-refused"
+  // (the PLC refused the whole request) or "bad-reply" (a reply that does not answer it).
+  std::map<std::string, std::uint64_t> failed_reads;
+  std::uint64_t tag_errors = 0;  // tag values of answered requests the PLC refused (item return
+                                 // code) or that did not decode as the tag's type
   struct Histogram {
     // Upper bounds in seconds of the request round-trip buckets (Prometheus "le").
     static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
