@@ -13,6 +13,7 @@
 #include <ostream>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "api_server.h"
 #include "control_api.h"
@@ -26,8 +27,16 @@ namespace {
 
 namespace asio = boost::asio;
 
-tags::ConnectionSetup setup_of(const importer::ProjectConnection& c) {
+// The operator's timing for every connection (scadad's options).
+struct Timing {
+  std::chrono::milliseconds dead_peer, connect, retry_max;
+};
+
+tags::ConnectionSetup setup_of(const importer::ProjectConnection& c, const Timing& timing) {
   tags::ConnectionSetup setup;
+  setup.config.dead_peer_timeout = timing.dead_peer;
+  setup.config.connect_timeout = timing.connect;
+  setup.config.retry_max = timing.retry_max;
   setup.config.name = c.name;
   setup.config.address = c.address;
   setup.config.port = c.port;
@@ -86,8 +95,8 @@ std::string read_token(const std::string& file) {
 // The connections and tags the tag server runs, and how to bring it to what project.db says.
 class Loader {
  public:
-  Loader(tags::TagServer& server, ProjectState& project, Log& log)
-      : server_(server), project_(project), log_(log) {}
+  Loader(tags::TagServer& server, ProjectState& project, Log& log, Timing timing)
+      : server_(server), project_(project), log_(log), timing_(timing) {}
 
   // Brings the tag server to the project's connections and tags. Connections and tags that
   // did not change are not touched; a changed connection restarts with its tags. Returns a
@@ -121,7 +130,7 @@ class Loader {
     }
     for (const auto& [name, c] : want_connections) {
       if (connections_.count(name)) continue;
-      if (auto why = server_.add_connection(setup_of(c))) {
+      if (auto why = server_.add_connection(setup_of(c, timing_))) {
         log_(Level::error, "connection " + name + " not started: " + *why);
         continue;
       }
@@ -199,6 +208,7 @@ class Loader {
   tags::TagServer& server_;
   ProjectState& project_;
   Log& log_;
+  Timing timing_;
   std::map<std::string, importer::ProjectConnection> connections_;
   std::map<std::string, importer::ProjectTag> tags_;
 };
@@ -215,6 +225,23 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
   if (options.event_log_limit < 100) {
     err << "scadad: --event-log-limit must be at least 100\n";
     return 2;
+  }
+  Timing timing{};
+  for (const auto& [option, text, lowest, target] :
+       {std::tuple{"--dead-peer-timeout", &options.dead_peer_timeout, 100, &timing.dead_peer},
+        std::tuple{"--connect-timeout", &options.connect_timeout, 500, &timing.connect},
+        std::tuple{"--retry-max", &options.retry_max, 500, &timing.retry_max}}) {
+    try {
+      *target = parse_duration(*text);
+    } catch (const std::invalid_argument& e) {
+      err << "scadad: " << option << ": " << e.what() << "\n";
+      return 2;
+    }
+    if (*target < std::chrono::milliseconds(lowest) || *target > std::chrono::hours(1)) {
+      err << "scadad: " << option << " must be between " << lowest << "ms and 1h, not '" << *text
+          << "'\n";
+      return 2;
+    }
   }
   ApiServerOptions api_options;
   api_options.listen = options.api;
@@ -245,7 +272,7 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
 
   asio::io_context io;
   tags::TagServer server(io.get_executor(), store);
-  Loader loader(server, *project, log);
+  Loader loader(server, *project, log, timing);
   loader.apply();
 
   // Connection state changes, failures and switches, from the system tags.
@@ -280,6 +307,9 @@ int run_daemon(const DaemonOptions& options, std::ostream& log_out, std::ostream
   project->record("start", options.project,
                   std::to_string(loader.connections()) + " connections, " +
                       std::to_string(loader.tags()) + " tags");
+  log(Level::info, "scadad: connections: dead peer after " + options.dead_peer_timeout +
+                       ", attempts bounded by " + options.connect_timeout + ", retries up to " +
+                       options.retry_max + " apart");
   server.start();
 
   ControlApi control(server, store, *project, log);

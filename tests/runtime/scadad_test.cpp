@@ -117,6 +117,35 @@ TEST_F(Scadad, AConnectionFailureIsLoggedWithItsReason) {
   EXPECT_TRUE(logged);
 }
 
+// --dead-peer-timeout reaches every connection: a PLC that stops answering is given up after
+// about 1 s, not the default 3 s (the session ends once nothing came for 90 % of the bound).
+TEST_F(Scadad, TheDeadPeerBoundIsAnOption) {
+  test::Child scadad(kScadad, {"--project", project_dir().string(), "--api", "off",
+                               "--dead-peer-timeout", "1s", "--retry-max", "2s"});
+  ASSERT_TRUE(scadad.wait_for_output("PLC1: connected", 15s)) << scadad.output();
+  EXPECT_NE(scadad.output().find("scadad: connections: dead peer after 1s, attempts bounded by "
+                                 "5s, retries up to 2s apart"),
+            std::string::npos)
+      << scadad.output();
+  sim_->plc(0).set_faults({.stall = true});
+  const std::string words = "nothing received from the PLC for ";
+  ASSERT_TRUE(scadad.wait_for_output(words, 15s)) << scadad.output();
+  const std::string out = scadad.output();
+  const long silent = std::stol(out.substr(out.find(words) + words.size()));
+  EXPECT_GE(silent, 900) << out;
+  EXPECT_LT(silent, 2700) << "the default bound (3 s) ends a session after 2700 ms\n" << out;
+  sim_->plc(0).set_faults({});
+  const auto connected_twice = [&] {
+    const std::string text = scadad.output();
+    const auto first = text.find("PLC1: connected");
+    return first != std::string::npos &&
+           text.find("PLC1: connected", first + 1) != std::string::npos;
+  };
+  for (int i = 0; i < 300 && !connected_twice(); ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(connected_twice()) << "not back once the PLC answers:\n" << scadad.output();
+  EXPECT_EQ(scadad.finish(SIGTERM, 10s).exit, 0);
+}
+
 TEST_F(Scadad, ControlApiReadsWritesAndSwitches) {
   sim_->plc(0).write(channel::Area::data_block, 1, 0, channel::Bytes{0x04, 0x57});  // 1111
   test::Child scadad(kScadad, {"--project", project_dir().string(), "--api", "127.0.0.1:0"});
@@ -252,6 +281,16 @@ TEST(ScadadOptions, BadOptionsExitTwoWithTheReason) {
                       20s);
   EXPECT_EQ(r.exit, 2);
   EXPECT_NE(r.out.find("ADDRESS:PORT"), std::string::npos) << r.out;
+  for (const auto& [option, value, words] :
+       {std::tuple{"--dead-peer-timeout", "50ms",
+                   "--dead-peer-timeout must be between 100ms and 1h"},
+        std::tuple{"--connect-timeout", "2h", "--connect-timeout must be between 500ms and 1h"},
+        std::tuple{"--retry-max", "soon",
+                   "--retry-max: a duration is a number with ms, s, m or h"}}) {
+    r = test::run_child(kScadad, {"--project", (dir.path() / "p").string(), option, value});
+    EXPECT_EQ(r.exit, 2) << option;
+    EXPECT_NE(r.out.find(words), std::string::npos) << r.out;
+  }
   r = test::run_child(kScadad, {"--help"});
   EXPECT_EQ(r.exit, 0);
   EXPECT_NE(r.out.find("--project"), std::string::npos);

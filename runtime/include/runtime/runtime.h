@@ -120,6 +120,12 @@ struct DaemonOptions {
   std::string api_token_file;          // required for a non-loopback listener
   std::string log_level = "info";      // debug, info, warning, error
   std::size_t event_log_limit = 100000;
+  // Timing of every connection, as parse_duration reads it: how long requests may wait on a
+  // silent PLC before the session counts as dead (100ms..1h), how long one attempt (TCP, TLS,
+  // setup) may take (500ms..1h), and the longest wait between attempts (500ms..1h).
+  std::string dead_peer_timeout = "3s";
+  std::string connect_timeout = "5s";
+  std::string retry_max = "30s";
 };
 int run_daemon(const DaemonOptions& options, std::ostream& log, std::ostream& err);
 
