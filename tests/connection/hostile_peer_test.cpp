@@ -1,6 +1,7 @@
 // Hostile peers (DESIGN.md §10, issue 9): a real channel::Connection, the certificate store of a
 // temporary project deciding trust, against PLCs of the test's own (hostile_plc.h) that
-// misbehave after, during or instead of the TLS handshake, in both secure modes:
+// misbehave after, during or instead of the TLS handshake, in both secure modes (the first two
+// kinds in mode none too, in clear):
 //   - garbage after a valid handshake (random bytes, a TPKT with garbage COTP, a DT with a
 //     garbage S7 header)
 //   - huge announced lengths (a TPKT of 65535 bytes, an S7 header announcing 64 KiB of
@@ -271,11 +272,17 @@ class HostilePeer : public ::testing::TestWithParam<ch::SecurityMode> {
   ch::SecurityMode mode() const { return GetParam(); }
 };
 
+// The cases that apply to mode none too: the same bytes in clear instead of inside TLS.
+class HostilePeerAnyMode : public HostilePeer {
+ protected:
+  bool plain() const { return mode() == ch::SecurityMode::none; }
+};
+
 // ---------------------------------------------------------------------------------------------
 // 1. Garbage after a valid handshake with a trusted certificate: the live session ends with
 // protocol-error, and the connection reconnects with backoff.
 
-TEST_P(HostilePeer, GarbageAfterTheHandshakeEndsTheSessionWithProtocolError) {
+TEST_P(HostilePeerAnyMode, GarbageAfterTheHandshakeEndsTheSessionWithProtocolError) {
   Bytes random = random_bytes(200, 7);
   random[0] = 0xA5;  // never a TPKT version
   Bytes junk_cotp = random_bytes(16, 8);
@@ -288,7 +295,7 @@ TEST_P(HostilePeer, GarbageAfterTheHandshakeEndsTheSessionWithProtocolError) {
     Bytes plaintext;
     std::vector<std::string> words;
   } cases[] = {
-      {"random bytes", random, {"bad TPKT inside TLS"}},
+      {"random bytes", random, {plain() ? "bad TPKT from the PLC" : "bad TPKT inside TLS"}},
       {"a TPKT with garbage COTP", ch::tpkt_wrap(junk_cotp), {"bad COTP"}},
       {"a DT with a garbage S7 header", ch::frame_dt(junk_s7, 1024).front(), {"bad S7comm PDU"}},
   };
@@ -311,7 +318,7 @@ TEST_P(HostilePeer, GarbageAfterTheHandshakeEndsTheSessionWithProtocolError) {
 // 2. Huge announced lengths: cut off at once with protocol-error, nothing of the announced size
 // is buffered.
 
-TEST_P(HostilePeer, HugeAnnouncedLengthsAreCutOffWithProtocolError) {
+TEST_P(HostilePeerAnyMode, HugeAnnouncedLengthsAreCutOffWithProtocolError) {
   const MemoryBound memory;
   const Bytes oversize_tpkt = Bytes{0x03, 0x00, 0xFF, 0xFF, 0x02, 0xF0, 0x80} + Bytes(1000, 0);
   const Bytes huge_s7 =
@@ -329,15 +336,13 @@ TEST_P(HostilePeer, HugeAnnouncedLengthsAreCutOffWithProtocolError) {
     std::vector<std::string> words;
   };
   std::vector<Case> cases = {
-      {"a TPKT of 65535 bytes inside TLS",
+      {plain() ? "a TPKT of 65535 bytes" : "a TPKT of 65535 bytes inside TLS",
        [&](PlcService& p) { p.tls().write(oversize_tpkt); },
-       {"TPKT", "65535"}},
+       plain() ? std::vector<std::string>{"bad TPKT from the PLC", "65535", "limit of 1028"}
+               : std::vector<std::string>{"bad TPKT inside TLS", "65535"}},
       {"an S7 header announcing 64 KiB of parameter and data",
        [&](PlcService& p) { p.tls().write(huge_s7); },
        {"bad S7comm PDU"}},
-      {"a TLS record of 65535 bytes",
-       [&](PlcService& p) { p.tls().send_carrier(huge_record); },
-       {"TLS session failed"}},
       {"a PDU in endless DT fragments",
        [&](PlcService& p) {
          for (int i = 0; i < 1000 && p.tls().write(fragment); ++i) {
@@ -345,6 +350,11 @@ TEST_P(HostilePeer, HugeAnnouncedLengthsAreCutOffWithProtocolError) {
        },
        {"bad DT sequence"}},
   };
+  if (!plain()) {
+    cases.push_back({"a TLS record of 65535 bytes",
+                     [&](PlcService& p) { p.tls().send_carrier(huge_record); },
+                     {"TLS session failed"}});
+  }
   if (mode() == ch::SecurityMode::s7_secure) {
     cases.push_back({"a TPKT of 65535 bytes around the TLS records",
                      [&](PlcService& p) { p.socket().send(oversize_tpkt); },
@@ -757,6 +767,14 @@ INSTANTIATE_TEST_SUITE_P(SecureModes, HostilePeer,
                          [](const ::testing::TestParamInfo<ch::SecurityMode>& info) {
                            return std::string(info.param == ch::SecurityMode::tls ? "tls"
                                                                                   : "s7_secure");
+                         });
+INSTANTIATE_TEST_SUITE_P(AllModes, HostilePeerAnyMode,
+                         ::testing::Values(ch::SecurityMode::none, ch::SecurityMode::tls,
+                                           ch::SecurityMode::s7_secure),
+                         [](const ::testing::TestParamInfo<ch::SecurityMode>& info) {
+                           std::string name = ch::security_mode_name(info.param);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
                          });
 
 }  // namespace

@@ -269,6 +269,7 @@ void PlcTls::count_received(int write, int, int content_type, const void* messag
 
 PlcTls::PlcTls(PlcSocket& socket, ch::SecurityMode mode, SSL_CTX* context)
     : socket_(socket), mode_(mode) {
+  if (mode_ == ch::SecurityMode::none) return;
   ssl_ = SSL_new(context);
   in_ = BIO_new(BIO_s_mem());
   out_ = BIO_new(BIO_s_mem());
@@ -319,11 +320,13 @@ bool PlcTls::send_carrier(ch::ByteView ciphertext) {
 }
 
 bool PlcTls::flush() {
+  if (!ssl_) return true;
   const ch::Bytes ciphertext = take_ciphertext();
   return send_carrier(ciphertext);
 }
 
 bool PlcTls::handshake(milliseconds timeout) {
+  if (!ssl_) return true;
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     ERR_clear_error();
@@ -355,6 +358,7 @@ bool PlcTls::handshake_step(milliseconds timeout) {
 }
 
 bool PlcTls::write(ch::ByteView plaintext) {
+  if (!ssl_) return socket_.send(plaintext);
   std::size_t done = 0;
   while (done < plaintext.size()) {
     ERR_clear_error();
@@ -369,6 +373,7 @@ bool PlcTls::write(ch::ByteView plaintext) {
 }
 
 std::optional<ch::Bytes> PlcTls::read_inner(milliseconds timeout) {
+  if (!ssl_) return socket_.read_tpkt(timeout);
   const auto deadline = Clock::now() + timeout;
   ch::Bytes tpdu;
   for (;;) {
@@ -421,7 +426,7 @@ bool PlcService::handshake(milliseconds timeout) {
     }
   }
   if (!tls_.handshake(left_until(deadline))) return false;
-  session_.tls_established();
+  if (mode_ != ch::SecurityMode::none) session_.tls_established();
   return true;
 }
 

@@ -107,7 +107,9 @@ SslContextPtr plc_context(const std::filesystem::path& chain_pem, const std::fil
                           int max_version = TLS1_3_VERSION);
 
 // The PLC's TLS endpoint over memory BIOs: TLS from the first byte on the socket (tls), or
-// inside COTP DT TPDUs of at most 1024 bytes (s7-secure, once the clear preamble is done).
+// inside COTP DT TPDUs of at most 1024 bytes (s7-secure, once the clear preamble is done). In
+// mode none there is no TLS: the handshake is done at once, write and read_inner are the socket's
+// TPKT frames, and the context may be null.
 class PlcTls {
  public:
   PlcTls(PlcSocket& socket, channel::SecurityMode mode, SSL_CTX* context);
